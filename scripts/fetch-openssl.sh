@@ -20,12 +20,14 @@ apt_opts=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourceparts
           -o "Dir::State::lists=$work/lists" -o "Dir::Cache::archives=$work/archives"
           -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
 apt-get "${apt_opts[@]}" -qq update
-(cd "$work" && apt-get "${apt_opts[@]}" -qq download libssl-dev)
+# Debian builds libcrypto with zlib and zstd support: their static libraries come too,
+# so the extension needs neither at run time.
+(cd "$work" && apt-get "${apt_opts[@]}" -qq download libssl-dev zlib1g-dev libzstd-dev)
+for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
 deb=$(ls "$work"/libssl-dev_*.deb)
-dpkg-deb -x "$deb" "$work/x"
 arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 mkdir -p "$DEST/lib" "$DEST/include"
-cp "$work/x/usr/lib/$arch/libcrypto.a" "$DEST/lib/"
+cp "$work/x/usr/lib/$arch/libcrypto.a" "$work/x/usr/lib/$arch/libz.a" "$work/x/usr/lib/$arch/libzstd.a" "$DEST/lib/"
 cp -r "$work/x/usr/include/openssl" "$DEST/include/"
 # configuration.h / opensslconf.h live in the multiarch include directory
 cp "$work/x/usr/include/$arch/openssl/"*.h "$DEST/include/openssl/"

@@ -1,0 +1,677 @@
+"""The delivery server: orders opaque handshake messages per room, never holds key material.
+
+One :class:`DeliveryServer` serves many rooms.  Per room it keeps a totally ordered,
+sequence-numbered, persistent log (see :mod:`.storage`) and the set of *present* clients.
+
+Life of a connection:
+
+1. The client sends HELLO (room, token, client id, ``resume_from``, join payload).  The server
+   checks the protocol version and the room token (:class:`TokenPolicy`) and that
+   ``resume_from`` does not exceed the log head.
+2. If the client id is not present in the room, the server appends a JOINED notice (with
+   :data:`~.entry.FLAG_CREATOR` if nobody was present) and the client becomes present.  If it is
+   still present (a reconnect within the eviction timeout), nothing is appended and an older
+   connection with the same client id, if any, is closed with SUPERSEDED.
+3. The server replies READY, then sends every entry after ``resume_from`` in order, then every
+   new entry as it is appended: catch-up and live traffic come from one cursor, so there is no
+   gap and no duplicate.
+4. APPEND frames are appended (optionally compare-and-append) and acknowledged with APPEND_OK;
+   the entry itself reaches every present connection of the room, the sender included.
+5. The server PINGs every ``heartbeat_interval``; any inbound frame counts as a sign of life.
+   A connection silent for ``eviction_timeout`` is closed with EVICTED and an EVICTED notice
+   is appended.  A client that disconnects without BYE stays present for ``eviction_timeout``
+   (so that it can resume); then an EVICTED notice is appended.  BYE appends LEFT at once.
+
+Bad input never crashes the server: malformed frames get a typed ERROR and the connection is
+closed; oversize and rate-limited frames get a typed ERROR and are dropped, and a connection
+that keeps producing them is closed with ABUSE.  Logs carry ids, sizes and sequence numbers,
+never payload bytes or tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from . import protocol as P
+from .entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry, check_id
+from .errors import ErrorCode, MalformedFrameError, SequenceConflictError, StorageError
+from .ratelimit import RateLimits, TokenBucket
+from .storage import Storage, token_hash
+
+__all__ = ["DeliveryServer", "TokenPolicy", "RateLimits"]
+
+logger = logging.getLogger("orange_fast.delivery.server")
+
+_FRAME_OVERHEAD = 4096  # bytes of a frame beyond its payload (ids, kind, token, ...), generously
+_READ_PAGE = 256
+_TAIL_CACHE = 1024
+
+
+def _log(level: int, event: str, **fields: Any) -> None:
+    """Structured log line: ``event key=value ...`` (fields also in ``record.fields``)."""
+    if logger.isEnabledFor(level):
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        logger.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """Who may enter which room.
+
+    * Rooms listed in ``tokens`` accept exactly that token (this overrides a stored token).
+    * Other rooms that exist in the storage accept the token stored when they were created.
+    * A HELLO for a room that does not exist creates it, with the HELLO's token as the room
+      token, if ``allow_room_creation`` and the token has at least ``min_token_length`` bytes;
+      otherwise it is refused with ROOM_NOT_ALLOWED.
+
+    Tokens are compared in constant time on their SHA-256; they are never logged or stored.
+    """
+
+    tokens: Mapping[str, bytes] = field(default_factory=dict)
+    allow_room_creation: bool = True
+    min_token_length: int = 16
+
+    def __post_init__(self) -> None:
+        hashes: dict[str, bytes] = {}
+        for room, token in dict(self.tokens).items():
+            check_id(room, "room id")
+            if not isinstance(token, bytes) or not 1 <= len(token) <= P.MAX_TOKEN_LENGTH:
+                raise ValueError("configured tokens must be 1-255 bytes")
+            hashes[room] = token_hash(token)
+        object.__setattr__(self, "_hashes", hashes)
+        if not isinstance(self.min_token_length, int) or not 1 <= self.min_token_length <= P.MAX_TOKEN_LENGTH:
+            raise ValueError("min_token_length must be in [1, 255]")
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenPolicy(configured_rooms={sorted(self.tokens)}, allow_room_creation={self.allow_room_creation}, "
+            f"min_token_length={self.min_token_length})"
+        )
+
+    def configured_hash(self, room: str) -> bytes | None:
+        return self._hashes.get(room)  # type: ignore[attr-defined, no-any-return]
+
+
+class _Presence:
+    __slots__ = ("join_seq", "conn", "generation", "evict_handle")
+
+    def __init__(self, join_seq: int, conn: _Conn | None) -> None:
+        self.join_seq = join_seq
+        self.conn = conn
+        self.generation = 0
+        self.evict_handle: asyncio.TimerHandle | None = None
+
+
+class _Room:
+    """Runtime state of one room: head, present clients, recent entries, wake-up event."""
+
+    def __init__(self, name: str, head: int) -> None:
+        self.name = name
+        self.head = head
+        self.lock = asyncio.Lock()
+        self.presence: dict[str, _Presence] = {}
+        self.tail: collections.deque[LogEntry] = collections.deque(maxlen=_TAIL_CACHE)
+        self.changed = asyncio.Event()
+
+    def published(self, entry: LogEntry) -> None:
+        self.tail.append(entry)
+        self.head = entry.seq
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()
+
+    def cached_after(self, cursor: int) -> list[LogEntry] | None:
+        """Entries after ``cursor`` from memory, or None if they must be read from storage."""
+        if cursor >= self.head:
+            return []
+        if not self.tail or self.tail[0].seq > cursor + 1:
+            return None
+        start = cursor + 1 - self.tail[0].seq
+        return list(itertools.islice(self.tail, start, None))
+
+
+class _Conn:
+    __slots__ = (
+        "ws", "peer", "room", "client_id", "last_rx", "msg_bucket", "byte_bucket", "violations",
+        "bye", "evicted", "closing", "tasks",
+    )
+
+    def __init__(self, ws: ServerConnection, now: float, limits: RateLimits) -> None:
+        self.ws = ws
+        try:
+            self.peer = "%s:%s" % tuple(ws.remote_address[:2])
+        except Exception:  # pragma: no cover - unix sockets, odd transports
+            self.peer = "?"
+        self.room: _Room | None = None
+        self.client_id: str | None = None
+        self.last_rx = now
+        self.msg_bucket = TokenBucket(limits.messages_per_second, limits.message_burst, now)
+        self.byte_bucket = TokenBucket(limits.bytes_per_second, limits.byte_burst, now)
+        self.violations = TokenBucket(limits.violations_per_second, limits.violation_burst, now)
+        self.bye = False
+        self.evicted = False
+        self.closing = False
+        self.tasks: list[asyncio.Task[None]] = []
+
+
+class DeliveryServer:
+    """Asyncio WebSocket delivery service.
+
+    Args:
+        host, port: where to listen (``port=0`` picks a free port; see :attr:`port`).
+        storage: the :class:`~.storage.Storage` (opened by :meth:`start`, closed by :meth:`stop`).
+        heartbeat_interval: seconds between server PINGs.
+        eviction_timeout: seconds of silence (connected) or absence (disconnected) after which a
+            client is declared gone with an EVICTED notice.
+        max_message_size: largest payload (APPEND payload or HELLO join payload) in bytes.
+            Frames up to about twice that get a MESSAGE_TOO_LARGE error; larger WebSocket
+            messages make the connection close with code 1009.
+        rate_limits: per-connection :class:`RateLimits`.
+        token_policy: :class:`TokenPolicy`.
+        hello_timeout: seconds a new connection has to send its HELLO.
+        clock: wall clock for entry timestamps (seconds since the epoch).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        storage: Storage | None = None,
+        *,
+        heartbeat_interval: float = 5.0,
+        eviction_timeout: float = 15.0,
+        max_message_size: int = 1 << 20,
+        rate_limits: RateLimits | None = None,
+        token_policy: TokenPolicy | None = None,
+        hello_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if storage is None or not isinstance(storage, Storage):
+            raise TypeError("storage must be a Storage")
+        for name, value in (
+            ("heartbeat_interval", heartbeat_interval),
+            ("eviction_timeout", eviction_timeout),
+            ("hello_timeout", hello_timeout),
+        ):
+            if not isinstance(value, (int, float)) or not 0 < value < 2**31 / 1000:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if not isinstance(max_message_size, int) or not 1 <= max_message_size <= 1 << 30:
+            raise ValueError("max_message_size must be in [1, 2**30]")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError("port must be in [0, 65535]")
+        self.host = host
+        self._requested_port = port
+        self.storage = storage
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.eviction_timeout = float(eviction_timeout)
+        self.max_message_size = max_message_size
+        self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
+        self.token_policy = token_policy if token_policy is not None else TokenPolicy()
+        self.hello_timeout = float(hello_timeout)
+        self._clock = clock
+        self._server: Server | None = None
+        self._rooms: dict[str, _Room] = {}
+        self._rooms_lock = asyncio.Lock()
+        self._conns: set[_Conn] = set()
+        self._bg: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._nonce = itertools.count(1)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (valid after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"ws://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Open the storage, re-arm eviction of clients left present by a previous run, listen."""
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        self._stopping = False
+        await self.storage.open()
+        for name in await self.storage.rooms_with_presence():
+            room = await self._room(name)
+            for client_id, presence in room.presence.items():
+                self._arm_eviction(room, client_id, presence)
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self._requested_port,
+            compression=None,
+            ping_interval=None,
+            max_size=2 * self.max_message_size + _FRAME_OVERHEAD,
+            max_queue=16,
+            open_timeout=self.hello_timeout,
+            close_timeout=2.0,
+        )
+        _log(logging.INFO, "listening", host=self.host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection (SHUTTING_DOWN) and the storage.
+
+        Present clients stay present in the storage; after a restart they have
+        ``eviction_timeout`` to reconnect and resume.
+        """
+        if self._server is None:
+            return
+        self._stopping = True
+        for room in self._rooms.values():
+            for presence in room.presence.values():
+                if presence.evict_handle is not None:
+                    presence.evict_handle.cancel()
+                    presence.evict_handle = None
+        conns = list(self._conns)
+        await asyncio.gather(
+            *(self._fatal(c, ErrorCode.SHUTTING_DOWN, "server stopping", close_code=1001) for c in conns),
+            return_exceptions=True,
+        )
+        server, self._server = self._server, None
+        server.close(close_connections=True)
+        await server.wait_closed()
+        for task in list(self._bg):
+            task.cancel()
+        await asyncio.gather(*self._bg, return_exceptions=True)
+        self._rooms.clear()
+        await self.storage.close()
+        _log(logging.INFO, "stopped")
+
+    async def __aenter__(self) -> DeliveryServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then :meth:`stop`."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # ------------------------------------------------------------------ rooms and log
+
+    async def _room(self, name: str) -> _Room:
+        room = self._rooms.get(name)
+        if room is not None:
+            return room
+        async with self._rooms_lock:
+            room = self._rooms.get(name)
+            if room is None:
+                info = await self.storage.get_room(name)
+                room = _Room(name, info.head if info is not None else 0)
+                for client_id, join_seq in (await self.storage.present_clients(name)).items():
+                    room.presence[client_id] = _Presence(join_seq, None)
+                self._rooms[name] = room
+            return room
+
+    async def _append_locked(self, room: _Room, entry: NewEntry, expected_seq: int | None = None) -> LogEntry:
+        """Append while holding ``room.lock``; wakes every connection of the room."""
+        stored = await self.storage.append(room.name, entry, expected_seq)
+        room.published(stored)
+        _log(
+            logging.INFO if entry.entry_type != EntryType.MESSAGE else logging.DEBUG,
+            "append", room=room.name, seq=stored.seq, type=stored.entry_type.name, sender=stored.sender,
+            kind=stored.kind or "-", size=len(stored.payload), flags=stored.flags,
+        )
+        return stored
+
+    def _now_ms(self) -> int:
+        return max(0, int(self._clock() * 1000))
+
+    def _arm_eviction(self, room: _Room, client_id: str, presence: _Presence) -> None:
+        """Declare a disconnected client gone after ``eviction_timeout`` unless it comes back."""
+        if presence.evict_handle is not None:
+            presence.evict_handle.cancel()
+        generation = presence.generation
+        loop = asyncio.get_running_loop()
+        presence.evict_handle = loop.call_later(
+            self.eviction_timeout, lambda: self._spawn(self._evict_absent(room, client_id, generation))
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        if self._stopping:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def _evict_absent(self, room: _Room, client_id: str, generation: int) -> None:
+        async with room.lock:
+            presence = room.presence.get(client_id)
+            if presence is None or presence.conn is not None or presence.generation != generation or self._stopping:
+                return
+            presence.evict_handle = None
+            try:
+                await self._append_locked(room, NewEntry(EntryType.EVICTED, client_id, self._now_ms()))
+            except StorageError as exc:
+                _log(logging.ERROR, "evict-failed", room=room.name, client=client_id, error=type(exc).__name__)
+                self._arm_eviction(room, client_id, presence)
+                return
+            del room.presence[client_id]
+            _log(logging.INFO, "evicted", room=room.name, client=client_id, reason="absent")
+
+    # ------------------------------------------------------------------ connections
+
+    async def _send(self, conn: _Conn, frame: P.Frame) -> bool:
+        try:
+            await conn.ws.send(P.encode(frame))
+            return True
+        except ConnectionClosed:
+            return False
+
+    async def _fatal(
+        self, conn: _Conn, code: ErrorCode, detail: str, *, request_id: int = 0, seq: int = 0, close_code: int = 1008
+    ) -> None:
+        """Send a fatal ERROR and close the connection."""
+        if conn.closing:
+            return
+        conn.closing = True
+        _log(logging.INFO, "close", peer=conn.peer, room=conn.room.name if conn.room else "-",
+             client=conn.client_id or "-", code=code.name)
+        async def send_and_close() -> None:
+            await self._send(conn, P.Error(code, detail, request_id, True, seq))
+            await conn.ws.close(close_code, code.name)
+
+        try:
+            await asyncio.wait_for(send_and_close(), 2.0)
+        except (asyncio.TimeoutError, ConnectionClosed):
+            conn.ws.transport.abort()
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        conn = _Conn(ws, asyncio.get_running_loop().time(), self.rate_limits)
+        self._conns.add(conn)
+        try:
+            await self._serve(conn)
+        except ConnectionClosed:
+            pass
+        except StorageError as exc:
+            _log(logging.ERROR, "storage-error", peer=conn.peer, error=type(exc).__name__)
+            await self._fatal(conn, ErrorCode.INTERNAL_ERROR, "storage failure", close_code=1011)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: log it, keep serving everyone else
+            logger.exception("connection handler failed (peer=%s)", conn.peer)
+            await self._fatal(conn, ErrorCode.INTERNAL_ERROR, "internal error", close_code=1011)
+        finally:
+            self._conns.discard(conn)
+            for task in conn.tasks:
+                task.cancel()
+            await asyncio.gather(*conn.tasks, return_exceptions=True)
+            await self._detach(conn)
+
+    async def _receive_hello(self, conn: _Conn) -> P.Hello | None:
+        try:
+            message = await asyncio.wait_for(conn.ws.recv(), self.hello_timeout)
+        except asyncio.TimeoutError:
+            await self._fatal(conn, ErrorCode.NOT_AUTHENTICATED, "no HELLO in time")
+            return None
+        conn.last_rx = asyncio.get_running_loop().time()
+        if (
+            isinstance(message, bytes)
+            and len(message) >= 2
+            and message[0] == P.FrameType.HELLO
+            and message[1] != P.PROTOCOL_VERSION
+        ):
+            await self._fatal(conn, ErrorCode.UNSUPPORTED_VERSION, f"this server speaks version {P.PROTOCOL_VERSION}")
+            return None
+        try:
+            frame = P.decode_client_frame(message)
+        except MalformedFrameError as exc:
+            _log(logging.INFO, "malformed", peer=conn.peer, reason=str(exc))
+            await self._fatal(conn, ErrorCode.MALFORMED_FRAME, str(exc))
+            return None
+        if not isinstance(frame, P.Hello):
+            await self._fatal(conn, ErrorCode.NOT_AUTHENTICATED, "HELLO required first")
+            return None
+        return frame
+
+    async def _check_access(self, hello: P.Hello) -> tuple[ErrorCode, str] | None:
+        offered = token_hash(hello.token)
+        configured = self.token_policy.configured_hash(hello.room)
+        info = await self.storage.get_room(hello.room)
+        if configured is not None:
+            if not hmac.compare_digest(configured, offered):
+                return ErrorCode.AUTH_FAILED, "wrong room token"
+            if info is None:
+                await self.storage.create_room(hello.room, configured, self._now_ms())
+            return None
+        if info is None:
+            if not self.token_policy.allow_room_creation:
+                return ErrorCode.ROOM_NOT_ALLOWED, "no such room"
+            if len(hello.token) < self.token_policy.min_token_length:
+                return ErrorCode.AUTH_FAILED, f"a new room needs a token of at least {self.token_policy.min_token_length} bytes"
+            info = await self.storage.create_room(hello.room, offered, self._now_ms())
+        if not hmac.compare_digest(info.token_hash, offered):
+            return ErrorCode.AUTH_FAILED, "wrong room token"
+        return None
+
+    async def _serve(self, conn: _Conn) -> None:
+        hello = await self._receive_hello(conn)
+        if hello is None:
+            return
+        refused = await self._check_access(hello)
+        if refused is not None:
+            _log(logging.INFO, "refused", peer=conn.peer, room=hello.room, client=hello.client_id, code=refused[0].name)
+            await self._fatal(conn, refused[0], refused[1])
+            return
+        if len(hello.join_payload) > self.max_message_size:
+            await self._fatal(conn, ErrorCode.MESSAGE_TOO_LARGE, f"join payload over {self.max_message_size} bytes")
+            return
+        room = await self._room(hello.room)
+        client_id = hello.client_id
+        superseded: _Conn | None = None
+        async with room.lock:
+            if self._stopping:
+                await self._fatal(conn, ErrorCode.SHUTTING_DOWN, "server stopping", close_code=1001)
+                return
+            if hello.resume_from > room.head:
+                await self._fatal(conn, ErrorCode.BAD_RESUME, "resume_from beyond the log head", seq=room.head)
+                return
+            presence = room.presence.get(client_id)
+            if presence is not None:
+                if presence.evict_handle is not None:
+                    presence.evict_handle.cancel()
+                    presence.evict_handle = None
+                superseded = presence.conn
+                presence.conn = conn
+                presence.generation += 1
+                join_seq = 0
+            else:
+                flags = FLAG_CREATOR if not room.presence else 0
+                joined = await self._append_locked(
+                    room,
+                    NewEntry(EntryType.JOINED, client_id, self._now_ms(), payload=hello.join_payload, flags=flags),
+                )
+                room.presence[client_id] = _Presence(joined.seq, conn)
+                join_seq = joined.seq
+            conn.room, conn.client_id = room, client_id
+            head = room.head
+        if superseded is not None:
+            self._spawn(self._fatal(superseded, ErrorCode.SUPERSEDED, "same client id connected again"))
+        _log(logging.INFO, "attached", peer=conn.peer, room=room.name, client=client_id,
+             resume_from=hello.resume_from, join_seq=join_seq, head=head)
+        ready = P.Ready(
+            head, join_seq, self._now_ms(), _ms(self.heartbeat_interval), _ms(self.eviction_timeout),
+            self.max_message_size,
+        )
+        if not await self._send(conn, ready):
+            return
+        loop = asyncio.get_running_loop()
+        conn.tasks.append(loop.create_task(self._stream(conn, room, hello.resume_from)))
+        conn.tasks.append(loop.create_task(self._heartbeat(conn)))
+        await self._read_loop(conn, room, client_id)
+
+    async def _stream(self, conn: _Conn, room: _Room, cursor: int) -> None:
+        """Send every entry after ``cursor`` in order: catch-up from storage, then live."""
+        try:
+            while True:
+                entries = room.cached_after(cursor)
+                if entries is None:
+                    entries = await self.storage.read(room.name, cursor, _READ_PAGE)
+                if not entries:
+                    changed = room.changed
+                    if room.head > cursor:
+                        continue
+                    await changed.wait()
+                    continue
+                for entry in entries:
+                    if entry.seq != cursor + 1:  # storage broke its contract: never skip silently
+                        raise StorageError(f"log gap in room {room.name!r} after seq {cursor}")
+                    await conn.ws.send(P.encode(entry))
+                    cursor = entry.seq
+        except ConnectionClosed:
+            return
+        except StorageError as exc:
+            _log(logging.ERROR, "stream-failed", room=room.name, client=conn.client_id, error=str(exc))
+            await self._fatal(conn, ErrorCode.INTERNAL_ERROR, "storage failure", close_code=1011)
+
+    async def _heartbeat(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                silent = loop.time() - conn.last_rx
+                wait = min(self.heartbeat_interval, max(0.0, self.eviction_timeout - silent))
+                await asyncio.sleep(wait)
+                if loop.time() - conn.last_rx >= self.eviction_timeout:
+                    conn.evicted = True
+                    _log(logging.INFO, "silent", room=conn.room.name if conn.room else "-", client=conn.client_id)
+                    await self._fatal(conn, ErrorCode.EVICTED, "no traffic within the eviction timeout")
+                    return
+                if not await self._send(conn, P.Ping(next(self._nonce) % (1 << 64))):
+                    return
+        except ConnectionClosed:
+            return
+
+    def _violation(self, conn: _Conn, now: float) -> bool:
+        """Count a rejected frame; True if the connection crossed the abuse threshold."""
+        return not conn.violations.try_consume(1, now)
+
+    async def _read_loop(self, conn: _Conn, room: _Room, client_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        async for message in conn.ws:
+            now = loop.time()
+            conn.last_rx = now
+            size = len(message)
+            if not (conn.msg_bucket.try_consume(1, now) and conn.byte_bucket.try_consume(size, now)):
+                if self._violation(conn, now):
+                    await self._fatal(conn, ErrorCode.ABUSE, "rate limit exceeded repeatedly")
+                    return
+                await self._send(conn, P.Error(ErrorCode.RATE_LIMITED, "rate limit exceeded", _peek_request_id(message)))
+                continue
+            try:
+                frame = P.decode_client_frame(message)
+            except MalformedFrameError as exc:
+                _log(logging.INFO, "malformed", room=room.name, client=client_id, reason=str(exc))
+                await self._fatal(conn, ErrorCode.MALFORMED_FRAME, str(exc))
+                return
+            if isinstance(frame, P.Append):
+                await self._on_append(conn, room, client_id, frame, now)
+                if conn.closing:
+                    return
+            elif isinstance(frame, P.Ping):
+                await self._send(conn, P.Pong(frame.nonce))
+            elif isinstance(frame, P.Pong):
+                pass
+            elif isinstance(frame, P.Bye):
+                await self._on_bye(conn, room, client_id)
+                return
+            else:  # a second HELLO
+                await self._fatal(conn, ErrorCode.NOT_AUTHENTICATED, "HELLO only once per connection")
+                return
+
+    async def _on_append(self, conn: _Conn, room: _Room, client_id: str, frame: P.Append, now: float) -> None:
+        if len(frame.payload) > self.max_message_size:
+            if self._violation(conn, now):
+                await self._fatal(conn, ErrorCode.ABUSE, "oversize messages repeatedly")
+                return
+            await self._send(
+                conn,
+                P.Error(ErrorCode.MESSAGE_TOO_LARGE, f"payload over {self.max_message_size} bytes", frame.request_id),
+            )
+            return
+        entry = NewEntry(EntryType.MESSAGE, client_id, self._now_ms(), kind=frame.kind, payload=frame.payload)
+        async with room.lock:
+            presence = room.presence.get(client_id)
+            if presence is None or presence.conn is not conn:
+                # evicted or superseded meanwhile: this connection no longer speaks for the client
+                await self._fatal(conn, ErrorCode.SUPERSEDED, "client is no longer present on this connection")
+                return
+            try:
+                stored = await self._append_locked(room, entry, frame.expected_seq or None)
+            except SequenceConflictError as exc:
+                head = exc.head
+                stored = None
+        if stored is None:
+            await self._send(
+                conn,
+                P.Error(ErrorCode.SEQUENCE_CONFLICT, f"log head is {head}", frame.request_id, False, head),
+            )
+            return
+        await self._send(conn, P.AppendOk(frame.request_id, stored.seq))
+
+    async def _on_bye(self, conn: _Conn, room: _Room, client_id: str) -> None:
+        conn.bye = True
+        async with room.lock:
+            presence = room.presence.get(client_id)
+            if presence is not None and presence.conn is conn:
+                await self._append_locked(room, NewEntry(EntryType.LEFT, client_id, self._now_ms()))
+                del room.presence[client_id]
+        conn.closing = True
+        await conn.ws.close(1000, "bye")
+
+    async def _detach(self, conn: _Conn) -> None:
+        """After a connection ended: evict now (silent), or arm the absence timer (dropped)."""
+        room, client_id = conn.room, conn.client_id
+        if room is None or client_id is None:
+            return
+        async with room.lock:
+            presence = room.presence.get(client_id)
+            if presence is None or presence.conn is not conn:
+                return
+            presence.conn = None
+            if self._stopping:
+                return
+            if conn.evicted:
+                try:
+                    await self._append_locked(room, NewEntry(EntryType.EVICTED, client_id, self._now_ms()))
+                except StorageError as exc:
+                    _log(logging.ERROR, "evict-failed", room=room.name, client=client_id, error=type(exc).__name__)
+                else:
+                    del room.presence[client_id]
+                    _log(logging.INFO, "evicted", room=room.name, client=client_id, reason="silent")
+                    return
+            self._arm_eviction(room, client_id, presence)
+        _log(logging.INFO, "detached", room=room.name, client=client_id)
+
+
+def _ms(seconds: float) -> int:
+    return min(2**32 - 1, max(0, int(math.ceil(seconds * 1000))))
+
+
+def _peek_request_id(message: object) -> int:
+    """The request id of an APPEND frame that is dropped before parsing (0 if not an APPEND)."""
+    if isinstance(message, bytes) and len(message) >= 5 and message[0] == P.FrameType.APPEND:
+        return int.from_bytes(message[1:5], "big")
+    return 0

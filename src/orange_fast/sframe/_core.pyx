@@ -1,0 +1,1095 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=True, embedsignature=True
+"""The SFrame (RFC 9605) hot path: keyed OpenSSL contexts per KID, header codec,
+encrypt/decrypt of single frames and batches, replay windows.
+
+The per-frame crypto lives in ``sframe_c.h``; this module handles arguments, keys,
+counters, locks and errors.  Arguments are plain objects read through the buffer
+protocol (bytes are read directly), never typed memoryviews: see
+``shared/specs/PERFORMANCE.md`` for why.
+"""
+
+from libc.stdint cimport uint64_t, uint32_t, int64_t, UINT64_MAX
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memset
+from cpython.bytes cimport (
+    PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact,
+)
+from cpython.buffer cimport PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.long cimport PyLong_CheckExact, PyLong_FromUnsignedLongLong
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.pythread cimport (
+    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+    PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK,
+)
+
+from .sframe_c cimport *
+
+import operator as _operator
+
+from .errors import (
+    AuthenticationError,
+    BatchDecryptError,
+    BufferTooSmallError,
+    CounterExhaustedError,
+    MalformedHeaderError,
+    ReplayError,
+    SFrameError,
+    UnknownKeyError,
+)
+from .suites import CipherSuite
+
+cdef extern from "Python.h":
+    # Declared without Cython's exception check: the caller turns failures into TypeError.
+    int _get_buffer "PyObject_GetBuffer"(object obj, Py_buffer *view, int flags)
+    void PyErr_Clear()
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
+
+MAX_HEADER_SIZE = 17
+STATUS_OK = 0
+STATUS_MALFORMED = 1
+STATUS_UNKNOWN_KEY = 2
+STATUS_AUTH = 3
+STATUS_REPLAY = 4
+
+# Single frames at least this large are processed without the GIL (below it the
+# 40-50 ns of releasing it cost more than they free).
+cdef Py_ssize_t NOGIL_THRESHOLD = 32768
+cdef uint32_t MAX_REPLAY_WINDOW = 1 << 20
+
+# ------------------------------------------------------------------ OpenSSL ciphers
+
+cdef const EVP_CIPHER *_AES128_GCM = EVP_CIPHER_fetch(NULL, b"AES-128-GCM", NULL)
+cdef const EVP_CIPHER *_AES256_GCM = EVP_CIPHER_fetch(NULL, b"AES-256-GCM", NULL)
+cdef const EVP_CIPHER *_AES128_CTR = EVP_CIPHER_fetch(NULL, b"AES-128-CTR", NULL)
+cdef const EVP_CIPHER *_AES256_CTR = EVP_CIPHER_fetch(NULL, b"AES-256-CTR", NULL)
+if _AES128_GCM == NULL or _AES256_GCM == NULL or _AES128_CTR == NULL or _AES256_CTR == NULL:
+    raise ImportError("orange_fast.sframe: the linked OpenSSL lacks AES-GCM or AES-CTR")
+
+
+def openssl_version() -> str:
+    """Version text of the OpenSSL linked into the core, e.g. ``"OpenSSL 3.5.9 29 Sep 2026"``."""
+    return OpenSSL_version(OPENSSL_VERSION_CONST).decode("ascii", "replace")
+
+
+def openssl_version_number() -> int:
+    """``OPENSSL_VERSION_NUMBER`` of the linked OpenSSL (``0xMNN00PP0``)."""
+    return OpenSSL_version_num()
+
+
+def openssl_static() -> bool:
+    """True when libcrypto is linked statically into the extension (the fast, intended build)."""
+    return bool(OF_OPENSSL_STATIC)
+
+
+def openssl_cpu_info() -> str:
+    """The CPU capability string OpenSSL detected (which AES/GCM code paths it can use)."""
+    return OpenSSL_version(OPENSSL_CPU_INFO).decode("ascii", "replace")
+
+
+# ------------------------------------------------------------------ buffers
+
+cdef struct InBuf:
+    const unsigned char *ptr
+    Py_ssize_t len
+    Py_buffer view
+    bint has_view
+
+
+cdef int _buffer_error(object obj, str what, bint writable) except -1:
+    PyErr_Clear()
+    kind = "a writable" if writable else "a"
+    raise TypeError(
+        f"{what} must be {kind} C-contiguous bytes-like object, not {type(obj).__name__}"
+    )
+
+
+cdef inline int in_get(object obj, InBuf *b, str what) except -1:
+    """Read ``obj`` without copying: bytes directly, anything else through the buffer protocol."""
+    if PyBytes_CheckExact(obj):
+        b.ptr = <const unsigned char *>PyBytes_AS_STRING(obj)
+        b.len = PyBytes_GET_SIZE(obj)
+        b.has_view = 0
+        return 0
+    if _get_buffer(obj, &b.view, PyBUF_SIMPLE) < 0:
+        b.has_view = 0
+        _buffer_error(obj, what, False)
+    b.has_view = 1
+    b.ptr = <const unsigned char *>b.view.buf
+    b.len = b.view.len
+    return 0
+
+
+cdef inline int out_get(object obj, Py_buffer *view) except -1:
+    if _get_buffer(obj, view, PyBUF_SIMPLE | PyBUF_WRITABLE) < 0:
+        _buffer_error(obj, "out", True)
+    return 0
+
+
+cdef inline void in_release(InBuf *b) noexcept:
+    if b.has_view:
+        PyBuffer_Release(&b.view)
+        b.has_view = 0
+
+
+cdef inline bint overlaps(const unsigned char *a, Py_ssize_t alen,
+                          const unsigned char *b, Py_ssize_t blen) noexcept:
+    return alen > 0 and blen > 0 and a < b + blen and b < a + alen
+
+
+cdef inline bint is_buffer(object obj):
+    cdef Py_buffer view
+    if PyBytes_CheckExact(obj):
+        return True
+    if _get_buffer(obj, &view, PyBUF_SIMPLE) < 0:
+        PyErr_Clear()
+        return False
+    PyBuffer_Release(&view)
+    return True
+
+
+# ------------------------------------------------------------------ KIDs and headers
+
+cdef object _as_kid(object kid, str what="kid"):
+    """Validate a KID/CTR argument: an int in [0, 2**64)."""
+    if not PyLong_CheckExact(kid):
+        try:
+            kid = _operator.index(kid)
+        except TypeError:
+            raise TypeError(f"{what} must be an int, not {type(kid).__name__}") from None
+    if kid < 0 or kid > 0xFFFFFFFFFFFFFFFF:
+        raise ValueError(f"{what} must be in [0, 2**64), got {kid}")
+    return kid
+
+
+def encode_header(kid, ctr) -> bytes:
+    """Encode an SFrame header (RFC 9605 §4.3) with the minimal encoding (1-17 bytes)."""
+    cdef unsigned char buf[17]
+    cdef uint64_t k = _as_kid(kid, "kid")
+    cdef uint64_t c = _as_kid(ctr, "ctr")
+    cdef size_t n = of_hdr_encode(k, c, buf)
+    return PyBytes_FromStringAndSize(<char *>buf, n)
+
+
+def decode_header(buf) -> tuple:
+    """Decode an SFrame header strictly; return ``(kid, ctr, header_len)``.
+
+    Trailing bytes (the ciphertext) are ignored.  Raises
+    :class:`MalformedHeaderError` on empty or truncated input and on non-minimal
+    encodings (an extended field with a leading zero byte or a value below 8).
+    """
+    cdef InBuf b
+    cdef uint64_t kid = 0, ctr = 0
+    cdef size_t hlen = 0
+    cdef int rc
+    in_get(buf, &b, "buf")
+    rc = of_hdr_decode(b.ptr, <size_t>b.len, &kid, &ctr, &hlen)
+    in_release(&b)
+    if rc != OF_OK:
+        raise MalformedHeaderError(_malformed_reason(b.len))
+    return (kid, ctr, hlen)
+
+
+cdef str _malformed_reason(Py_ssize_t length):
+    if length == 0:
+        return "empty SFrame header"
+    return "truncated or non-minimal SFrame header"
+
+
+# ------------------------------------------------------------------ keys
+
+cdef class _Key:
+    """One KID's key: keyed OpenSSL state, direction, counter or replay window, lock."""
+
+    cdef of_key k
+    cdef of_window w
+    cdef PyThread_type_lock lock
+    cdef uint64_t kid
+    cdef uint64_t next_ctr
+    cdef bint exhausted
+    cdef bint send
+    cdef bint ready
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.ready:
+            of_key_free(&self.k)
+        if self.w.bits != NULL:
+            free(self.w.bits)
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    def __repr__(self):
+        return f"<sframe key kid={self.kid} {'send' if self.send else 'receive'}>"
+
+
+cdef inline void key_lock(_Key key):
+    """Take the key's lock; wait without the GIL if another thread holds it."""
+    if PyThread_acquire_lock(key.lock, NOWAIT_LOCK) == 0:
+        with nogil:
+            PyThread_acquire_lock(key.lock, WAIT_LOCK)
+
+
+cdef inline void key_unlock(_Key key) noexcept nogil:
+    PyThread_release_lock(key.lock)
+
+
+cdef inline int reserve_ctr(_Key key, uint64_t count, uint64_t *first) except -1:
+    """Reserve ``count`` consecutive counters (GIL held, so reservations never interleave)."""
+    if count == 0:
+        first[0] = key.next_ctr
+        return 0
+    if key.exhausted or UINT64_MAX - key.next_ctr < count - 1:
+        raise CounterExhaustedError(
+            f"send counter of KID {key.kid} is exhausted; install a new key"
+        )
+    first[0] = key.next_ctr
+    if UINT64_MAX - key.next_ctr == count - 1:
+        key.exhausted = True
+    else:
+        key.next_ctr += count
+    return 0
+
+
+cdef object _replay_error(int rc, uint64_t kid, uint64_t ctr):
+    if rc == OF_ERR_TOO_OLD:
+        return ReplayError(f"counter {ctr} of KID {kid} is below the replay window")
+    return ReplayError(f"counter {ctr} of KID {kid} was already accepted")
+
+
+cdef object _open_error(int rc, uint64_t kid, uint64_t ctr):
+    if rc == OF_ERR_AUTH:
+        return AuthenticationError(f"authentication failed for KID {kid}, counter {ctr}")
+    if rc == OF_ERR_REPLAY or rc == OF_ERR_TOO_OLD:
+        return _replay_error(rc, kid, ctr)
+    if rc == OF_ERR_SHORT:
+        return MalformedHeaderError("ciphertext is shorter than the authentication tag")
+    if rc == OF_ERR_TOO_LARGE:
+        return ValueError("frame too large")
+    return SFrameError(f"OpenSSL failure while decrypting (KID {kid}, counter {ctr})")
+
+
+# ------------------------------------------------------------------ Context
+
+cdef class Context:
+    """An SFrame context (RFC 9605 §4.4): one cipher suite and a map KID -> key.
+
+    Every key is either a send key (encrypt only; its counter starts at 0 and is
+    never reused) or a receive key (decrypt only; with a sliding replay window of
+    ``replay_window`` counters, 0 disables it).  One Context may be used from
+    several threads at once.
+    """
+
+    cdef of_suite s
+    cdef const EVP_CIPHER *cipher
+    cdef dict _keys
+    cdef dict _retired
+    cdef readonly object suite
+    cdef readonly uint32_t replay_window
+    cdef int nt
+
+    def __init__(self, suite, *, replay_window=128):
+        try:
+            suite = CipherSuite(suite)
+        except (ValueError, TypeError):
+            raise ValueError(f"unknown SFrame cipher suite {suite!r}") from None
+        if not PyLong_CheckExact(replay_window) and not isinstance(replay_window, int):
+            raise TypeError("replay_window must be an int")
+        if replay_window < 0 or replay_window > MAX_REPLAY_WINDOW:
+            raise ValueError(f"replay_window must be in [0, {MAX_REPLAY_WINDOW}]")
+        self.suite = suite
+        self.replay_window = replay_window
+        of_suite_params(int(suite), &self.s)
+        self.nt = self.s.nt
+        if self.s.gcm:
+            self.cipher = _AES128_GCM if self.s.nk == 16 else _AES256_GCM
+        else:
+            self.cipher = _AES128_CTR if self.s.nka == 16 else _AES256_CTR
+        self._keys = {}
+        self._retired = {}
+
+    def __repr__(self):
+        nsend = sum(1 for k in self._keys.values() if (<_Key>k).send)
+        return (
+            f"Context(suite={self.suite.name}, send_keys={nsend}, "
+            f"receive_keys={len(self._keys) - nsend}, replay_window={self.replay_window})"
+        )
+
+    def __reduce__(self):
+        raise TypeError("an SFrame Context holds keys and cannot be pickled")
+
+    # -------------------------------------------------------------- key management
+
+    cdef _Key _make_key(self, object kid, object base_key, bint send):
+        cdef InBuf b
+        cdef _Key key = _Key.__new__(_Key)
+        cdef int rc
+        key.kid = kid
+        key.send = send
+        in_get(base_key, &b, "base_key")
+        try:
+            if b.len == 0:
+                raise ValueError("base_key must not be empty")
+            rc = of_key_init(&key.k, &self.s, self.cipher, key.kid, b.ptr, <size_t>b.len, 1 if send else 0)
+        finally:
+            in_release(&b)
+        if rc != OF_OK:
+            raise SFrameError("OpenSSL failed to set up the key")
+        key.ready = True
+        if not send and self.replay_window:
+            key.w.size = self.replay_window
+            key.w.nwords = (self.replay_window + 63) // 64
+            key.w.bits = <uint64_t *>calloc(key.w.nwords, 8)
+            if key.w.bits == NULL:
+                raise MemoryError()
+        return key
+
+    def add_send_key(self, kid, base_key, *, start_counter=None) -> None:
+        """Install the encryption key for ``kid`` (derived from ``base_key`` per RFC 9605 §4.4.2).
+
+        The KID's counter starts at 0, or where it stopped if this Context used the
+        KID before (so no (KID, CTR) pair is ever used twice within one Context), or
+        at ``start_counter`` when resuming a persisted sender (it may not go back).
+        Raises ValueError if ``kid`` already has a key.
+        """
+        kid = _as_kid(kid)
+        if kid in self._keys:
+            raise ValueError(f"KID {kid} already has a key; remove it first")
+        key = self._make_key(kid, base_key, True)
+        floor = self._retired.get(kid, 0)
+        if start_counter is not None:
+            start = _as_kid(start_counter, "start_counter")
+            if start < floor:
+                raise ValueError(f"start_counter {start} would reuse counters of KID {kid}")
+            floor = start
+        if floor > 0xFFFFFFFFFFFFFFFF:
+            key.exhausted = True
+            key.next_ctr = UINT64_MAX
+        else:
+            key.next_ctr = floor
+        self._keys[kid] = key
+
+    def add_receive_key(self, kid, base_key) -> None:
+        """Install (or replace) the decryption key for ``kid``.
+
+        A replacement starts a fresh replay window (a new key restarts its sender's
+        counters).  Raises ValueError if ``kid`` is a send key of this Context.
+        """
+        kid = _as_kid(kid)
+        old = self._keys.get(kid)
+        if old is not None and (<_Key>old).send:
+            raise ValueError(f"KID {kid} is a send key of this Context")
+        self._keys[kid] = self._make_key(kid, base_key, False)
+
+    def remove_key(self, kid) -> None:
+        """Forget ``kid``'s key (either direction); raises UnknownKeyError if absent."""
+        kid = _as_kid(kid)
+        key = self._keys.pop(kid, None)
+        if key is None:
+            raise UnknownKeyError(f"no key for KID {kid}")
+        if (<_Key>key).send:
+            self._retired[kid] = (
+                0x10000000000000000 if (<_Key>key).exhausted else (<_Key>key).next_ctr
+            )
+
+    def has_key(self, kid) -> bool:
+        """True if ``kid`` has a key of either direction."""
+        return _as_kid(kid) in self._keys
+
+    def send_kids(self) -> list:
+        """The KIDs with a send key."""
+        return sorted(k for k, v in self._keys.items() if (<_Key>v).send)
+
+    def receive_kids(self) -> list:
+        """The KIDs with a receive key."""
+        return sorted(k for k, v in self._keys.items() if not (<_Key>v).send)
+
+    def next_counter(self, kid) -> int:
+        """The counter the next frame encrypted under ``kid`` will use."""
+        cdef _Key key = self._send_key(kid)
+        if key.exhausted:
+            raise CounterExhaustedError(f"send counter of KID {key.kid} is exhausted")
+        return key.next_ctr
+
+    cdef inline _Key _send_key(self, object kid):
+        cdef PyObject *p = NULL
+        if PyLong_CheckExact(kid):
+            p = PyDict_GetItemWithError(self._keys, kid)
+        if p == NULL:
+            kid = _as_kid(kid)
+            p = PyDict_GetItemWithError(self._keys, kid)
+            if p == NULL:
+                raise UnknownKeyError(f"no send key for KID {kid}")
+        if not (<_Key>p).send:
+            raise UnknownKeyError(f"KID {kid} is a receive key, not a send key")
+        return <_Key>p
+
+    cdef inline _Key _recv_key(self, uint64_t kid):
+        """The receive key for ``kid``, or None."""
+        cdef PyObject *p = PyDict_GetItemWithError(self._keys, PyLong_FromUnsignedLongLong(kid))
+        if p == NULL or (<_Key>p).send:
+            return None
+        return <_Key>p
+
+    # -------------------------------------------------------------- sizes
+
+    def ciphertext_size(self, kid, plaintext_len) -> int:
+        """Exact size of the next ciphertext of ``kid`` for a plaintext of that length.
+
+        Exact when no other thread encrypts under ``kid`` meanwhile; otherwise use
+        :meth:`max_ciphertext_size`.
+        """
+        cdef _Key key = self._send_key(kid)
+        if plaintext_len < 0:
+            raise ValueError("plaintext_len must be >= 0")
+        return of_hdr_len(key.kid, key.next_ctr) + plaintext_len + self.nt
+
+    def max_ciphertext_size(self, plaintext_len) -> int:
+        """Upper bound of any ciphertext size for that plaintext length (17-byte header)."""
+        if plaintext_len < 0:
+            raise ValueError("plaintext_len must be >= 0")
+        return OF_MAX_HDR + plaintext_len + self.nt
+
+    def plaintext_size(self, ciphertext) -> int:
+        """Exact plaintext size of ``ciphertext`` (parses its header)."""
+        cdef InBuf b
+        cdef uint64_t kid, ctr
+        cdef size_t hlen
+        cdef int rc
+        in_get(ciphertext, &b, "ciphertext")
+        rc = of_hdr_decode(b.ptr, <size_t>b.len, &kid, &ctr, &hlen)
+        n = b.len
+        in_release(&b)
+        if rc != OF_OK:
+            raise MalformedHeaderError(_malformed_reason(n))
+        if n - <Py_ssize_t>hlen < self.nt:
+            raise MalformedHeaderError("ciphertext is shorter than the authentication tag")
+        return n - <Py_ssize_t>hlen - self.nt
+
+    # -------------------------------------------------------------- single frames
+
+    cdef Py_ssize_t _seal(self, _Key key, InBuf *f, InBuf *m, unsigned char *out,
+                          Py_ssize_t outlen, uint64_t ctr) except -1:
+        cdef long n
+        key_lock(key)
+        if f.len >= NOGIL_THRESHOLD:
+            with nogil:
+                n = of_seal(&key.k, key.kid, ctr, m.ptr, <size_t>m.len, f.ptr, <size_t>f.len, out)
+        else:
+            n = of_seal(&key.k, key.kid, ctr, m.ptr, <size_t>m.len, f.ptr, <size_t>f.len, out)
+        key_unlock(key)
+        if n < 0:
+            raise SFrameError(f"OpenSSL failure while encrypting (KID {key.kid})")
+        return n
+
+    def encrypt(self, kid, frame, metadata=b"") -> bytes:
+        """Encrypt one frame under ``kid``'s send key; return header || ciphertext || tag.
+
+        ``metadata`` is authenticated (bound into the AAD) but not transmitted; the
+        receiver must pass the same bytes.
+        """
+        cdef _Key key = self._send_key(kid)
+        cdef InBuf f, m
+        cdef uint64_t ctr
+        cdef Py_ssize_t size
+        in_get(frame, &f, "frame")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                if <size_t>f.len > OF_MAX_FRAME or <size_t>m.len > OF_MAX_FRAME:
+                    raise ValueError("frame or metadata too large")
+                reserve_ctr(key, 1, &ctr)
+                size = of_hdr_len(key.kid, ctr) + f.len + self.nt
+                out = PyBytes_FromStringAndSize(NULL, size)
+                self._seal(key, &f, &m, <unsigned char *>PyBytes_AS_STRING(out), size, ctr)
+                return out
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&f)
+
+    def encrypt_into(self, kid, frame, out, metadata=b"") -> int:
+        """Encrypt into the writable buffer ``out``; return the number of bytes written.
+
+        Raises BufferTooSmallError (before any counter is used) if ``out`` is too
+        small: :meth:`max_ciphertext_size` is always enough.
+        """
+        cdef _Key key = self._send_key(kid)
+        cdef InBuf f, m
+        cdef Py_buffer o
+        cdef uint64_t ctr
+        cdef Py_ssize_t size
+        in_get(frame, &f, "frame")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                out_get(out, &o)
+                try:
+                    if <size_t>f.len > OF_MAX_FRAME or <size_t>m.len > OF_MAX_FRAME:
+                        raise ValueError("frame or metadata too large")
+                    if overlaps(f.ptr, f.len, <unsigned char *>o.buf, o.len):
+                        raise ValueError("out must not overlap frame")
+                    if key.exhausted:
+                        raise CounterExhaustedError(f"send counter of KID {key.kid} is exhausted")
+                    size = of_hdr_len(key.kid, key.next_ctr) + f.len + self.nt
+                    if o.len < size:
+                        raise BufferTooSmallError(f"out holds {o.len} bytes, {size} needed")
+                    reserve_ctr(key, 1, &ctr)
+                    return self._seal(key, &f, &m, <unsigned char *>o.buf, o.len, ctr)
+                finally:
+                    PyBuffer_Release(&o)
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&f)
+
+    cdef Py_ssize_t _open(self, InBuf *c, InBuf *m, unsigned char *out, Py_ssize_t outlen,
+                          uint64_t *kid_out, uint64_t *ctr_out, bint check_out) except -1:
+        """Parse, look up, replay-check, decrypt, advance the window; return the
+        plaintext length or raise."""
+        cdef uint64_t kid = 0, ctr = 0
+        cdef size_t hlen = 0
+        cdef int rc
+        cdef _Key key
+        cdef Py_ssize_t ptlen
+        if of_hdr_decode(c.ptr, <size_t>c.len, &kid, &ctr, &hlen) != OF_OK:
+            raise MalformedHeaderError(_malformed_reason(c.len))
+        ptlen = c.len - <Py_ssize_t>hlen - self.nt
+        if ptlen < 0:
+            raise MalformedHeaderError("ciphertext is shorter than the authentication tag")
+        key = self._recv_key(kid)
+        if key is None:
+            raise UnknownKeyError(f"no receive key for KID {kid}")
+        if check_out:
+            if outlen < ptlen:
+                raise BufferTooSmallError(f"out holds {outlen} bytes, {ptlen} needed")
+            if overlaps(c.ptr, c.len, out, outlen):
+                raise ValueError("out must not overlap ciphertext")
+        key_lock(key)
+        rc = of_window_check(&key.w, ctr)
+        if rc == OF_OK:
+            if c.len >= NOGIL_THRESHOLD:
+                with nogil:
+                    rc = of_open(&key.k, ctr, c.ptr, hlen, m.ptr, <size_t>m.len,
+                                 c.ptr + hlen, <size_t>(c.len - <Py_ssize_t>hlen), out)
+            else:
+                rc = of_open(&key.k, ctr, c.ptr, hlen, m.ptr, <size_t>m.len,
+                             c.ptr + hlen, <size_t>(c.len - <Py_ssize_t>hlen), out)
+            if rc == OF_OK:
+                of_window_update(&key.w, ctr)
+        key_unlock(key)
+        if rc != OF_OK:
+            raise _open_error(rc, kid, ctr)
+        kid_out[0] = kid
+        ctr_out[0] = ctr
+        return ptlen
+
+    def decrypt(self, ciphertext, metadata=b"") -> bytes:
+        """Decrypt one SFrame ciphertext (the KID is read from its header).
+
+        Raises MalformedHeaderError, UnknownKeyError, ReplayError or
+        AuthenticationError; a failed decrypt changes no state.
+        """
+        return self.decrypt_with_kid(ciphertext, metadata)[2]
+
+    def decrypt_with_kid(self, ciphertext, metadata=b"") -> tuple:
+        """Like :meth:`decrypt`; returns ``(kid, ctr, plaintext)``."""
+        cdef InBuf c, m
+        cdef uint64_t kid, ctr, hk, hc
+        cdef size_t hlen
+        cdef Py_ssize_t ptlen
+        in_get(ciphertext, &c, "ciphertext")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                ptlen = 0
+                if of_hdr_decode(c.ptr, <size_t>c.len, &hk, &hc, &hlen) == OF_OK:
+                    ptlen = c.len - <Py_ssize_t>hlen - self.nt
+                    if ptlen < 0:
+                        ptlen = 0
+                out = PyBytes_FromStringAndSize(NULL, ptlen)
+                self._open(&c, &m, <unsigned char *>PyBytes_AS_STRING(out), ptlen, &kid, &ctr, False)
+                return (kid, ctr, out)
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&c)
+
+    def decrypt_into(self, ciphertext, out, metadata=b"") -> int:
+        """Decrypt into the writable buffer ``out``; return the plaintext length.
+
+        On any failure ``out`` holds no plaintext and no state changes.
+        """
+        cdef InBuf c, m
+        cdef Py_buffer o
+        cdef uint64_t kid, ctr
+        in_get(ciphertext, &c, "ciphertext")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                out_get(out, &o)
+                try:
+                    return self._open(&c, &m, <unsigned char *>o.buf, o.len, &kid, &ctr, True)
+                finally:
+                    PyBuffer_Release(&o)
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&c)
+
+    # -------------------------------------------------------------- batches
+
+    def encrypt_batch(self, kid, frames, metadata=b"") -> list:
+        """Encrypt many frames in one call, releasing the GIL once for the whole batch.
+
+        ``kid`` is one KID for every frame or a sequence with one per frame;
+        ``metadata`` is one bytes-like object for every frame or a sequence with one
+        per frame.  All-or-nothing: argument errors, unknown KIDs and exhausted
+        counters are found before any counter is used.
+        """
+        frames = _as_list(frames, "frames")
+        cdef Py_ssize_t n = len(frames)
+        kids = None if _is_kid(kid) else _as_list(kid, "kid")
+        metas = None if is_buffer(metadata) else _as_list(metadata, "metadata")
+        if kids is not None and len(kids) != n:
+            raise ValueError(f"got {len(kids)} KIDs for {n} frames")
+        if metas is not None and len(metas) != n:
+            raise ValueError(f"got {len(metas)} metadata entries for {n} frames")
+        cdef _Batch b = _Batch(n)
+        cdef Py_ssize_t i
+        cdef _Key key
+        cdef uint64_t first
+        cdef dict counts
+        cdef InBuf m0
+        m0.has_view = 0
+        try:
+            if metas is None:
+                in_get(metadata, &m0, "metadata")
+            # keys and counts
+            if kids is None:
+                key = self._send_key(kid)
+                if n:
+                    reserve_ctr_check(key, n)
+                for i in range(n):
+                    b.set_key(i, key)
+                b.refs.append(key)
+            else:
+                counts = {}
+                kids_objs = []
+                for i in range(n):
+                    key = self._send_key(kids[i])
+                    b.set_key(i, key)
+                    kids_objs.append(key)
+                    counts[key] = counts.get(key, 0) + 1
+                for k, c in counts.items():
+                    reserve_ctr_check(<_Key>k, c)
+                b.refs.extend(counts)
+            # buffers
+            for i in range(n):
+                in_get(frames[i], &b.ins[i], "frame")
+                b.nin = i + 1
+                if metas is None:
+                    b.metas[i] = m0
+                    b.metas[i].has_view = 0
+                else:
+                    in_get(metas[i], &b.metas[i], "metadata")
+                    b.nmeta = i + 1
+                if <size_t>b.ins[i].len > OF_MAX_FRAME or <size_t>b.metas[i].len > OF_MAX_FRAME:
+                    raise ValueError("frame or metadata too large")
+            # counters (cannot fail now) and outputs
+            result = PyList_New(n)
+            for i in range(n):
+                key = <_Key>(kids_objs[i] if kids is not None else key)
+                reserve_ctr(key, 1, &b.ctrs[i])
+                o = PyBytes_FromStringAndSize(NULL, of_hdr_len(key.kid, b.ctrs[i]) + b.ins[i].len + self.nt)
+                Py_INCREF(o)
+                PyList_SET_ITEM(result, i, o)
+                b.outs[i] = <unsigned char *>PyBytes_AS_STRING(o)
+            with nogil:
+                b.seal_all()
+            if b.failed >= 0:
+                raise SFrameError("OpenSSL failure while encrypting a batch")
+            return result
+        finally:
+            in_release(&m0)
+
+    def decrypt_batch(self, ciphertexts, metadata=b"", *, on_error="raise") -> list:
+        """Decrypt many frames in one call, releasing the GIL once for the whole batch.
+
+        Every frame is attempted, in order (a duplicate within the batch is a replay).
+        With ``on_error="raise"`` any failure raises :class:`BatchDecryptError`, which
+        carries every result and every error; with ``"none"`` failed frames are None.
+        """
+        if on_error not in ("raise", "none"):
+            raise ValueError("on_error must be 'raise' or 'none'")
+        cts = _as_list(ciphertexts, "ciphertexts")
+        cdef Py_ssize_t n = len(cts)
+        metas = None if is_buffer(metadata) else _as_list(metadata, "metadata")
+        if metas is not None and len(metas) != n:
+            raise ValueError(f"got {len(metas)} metadata entries for {n} frames")
+        cdef _Batch b = _Batch(n)
+        cdef Py_ssize_t i, ptlen
+        cdef InBuf m0
+        cdef _Key key
+        m0.has_view = 0
+        try:
+            if metas is None:
+                in_get(metadata, &m0, "metadata")
+            for i in range(n):
+                in_get(cts[i], &b.ins[i], "ciphertext")
+                b.nin = i + 1
+                if metas is None:
+                    b.metas[i] = m0
+                    b.metas[i].has_view = 0
+                else:
+                    in_get(metas[i], &b.metas[i], "metadata")
+                    b.nmeta = i + 1
+            result = PyList_New(n)
+            for i in range(n):
+                o = None
+                b.status[i] = b.parse(i, self.nt)
+                if b.status[i] == OF_OK:
+                    key = self._recv_key(b.kids[i])
+                    if key is None:
+                        b.status[i] = OF_ERR_UNKNOWN_KEY
+                    else:
+                        b.set_key(i, key)
+                        b.refs.append(key)
+                        ptlen = b.ins[i].len - <Py_ssize_t>b.hlens[i] - self.nt
+                        o = PyBytes_FromStringAndSize(NULL, ptlen)
+                        b.outs[i] = <unsigned char *>PyBytes_AS_STRING(o)
+                Py_INCREF(o)
+                PyList_SET_ITEM(result, i, o)
+            with nogil:
+                b.open_all()
+            errors = {}
+            for i in range(n):
+                if b.status[i] != OF_OK:
+                    errors[i] = _status_error(b.status[i], b.kids[i], b.ctrs[i], b.ins[i].len)
+                    result[i] = None
+            if errors and on_error == "raise":
+                raise BatchDecryptError(result, errors)
+            return result
+        finally:
+            in_release(&m0)
+
+    def encrypt_packed(self, kid, data, offsets, metadata=b""):
+        """Encrypt frames packed in one array: frame i is ``data[offsets[i]:offsets[i+1]]``.
+
+        ``data`` is any C-contiguous buffer (typically a uint8 numpy array) and
+        ``offsets`` an int64 array of n+1 non-decreasing offsets.  Returns
+        ``(out, out_offsets)`` in the same packed form.  One KID and one metadata
+        for all frames; all-or-nothing like :meth:`encrypt_batch`.
+        """
+        import numpy as np
+        cdef _Key key = self._send_key(kid)
+        offs = _check_offsets(offsets, data)
+        cdef Py_ssize_t n = len(offs) - 1
+        cdef _Batch b = _Batch(n)
+        cdef InBuf d, m
+        cdef Py_buffer ob, oob
+        cdef Py_ssize_t i, total = 0
+        cdef int64_t *io
+        cdef int64_t *oo
+        cdef uint64_t first
+        cdef unsigned char *base
+        in_get(data, &d, "data")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                _get_int64(offs, &ob)
+                io = <int64_t *>ob.buf
+                try:
+                    if n:
+                        reserve_ctr_check(key, n)
+                    reserve_ctr(key, n, &first)
+                    out_offs = np.empty(n + 1, dtype=np.int64)
+                    _get_int64(out_offs, &oob)
+                    oo = <int64_t *>oob.buf
+                    try:
+                        oo[0] = 0
+                        for i in range(n):
+                            b.ctrs[i] = first + <uint64_t>i
+                            total += of_hdr_len(key.kid, b.ctrs[i]) + (io[i + 1] - io[i]) + self.nt
+                            oo[i + 1] = total
+                        out = np.empty(total, dtype=np.uint8)
+                        b.refs.append(key)
+                        base = <unsigned char *>_data_ptr(out)
+                        for i in range(n):
+                            b.set_key(i, key)
+                            b.ins[i].ptr = d.ptr + io[i]
+                            b.ins[i].len = io[i + 1] - io[i]
+                            b.metas[i].ptr = m.ptr
+                            b.metas[i].len = m.len
+                            b.outs[i] = base + oo[i]
+                        with nogil:
+                            b.seal_all()
+                    finally:
+                        PyBuffer_Release(&oob)
+                finally:
+                    PyBuffer_Release(&ob)
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&d)
+        if b.failed >= 0:
+            raise SFrameError("OpenSSL failure while encrypting a batch")
+        return out, out_offs
+
+    def decrypt_packed(self, data, offsets, metadata=b""):
+        """Decrypt packed frames; returns ``(out, out_offsets, status)``.
+
+        ``status[i]`` is STATUS_OK (0) or one of STATUS_MALFORMED, STATUS_UNKNOWN_KEY,
+        STATUS_AUTH, STATUS_REPLAY; a failed frame's slot in ``out`` is empty.
+        """
+        import numpy as np
+        offs = _check_offsets(offsets, data)
+        cdef Py_ssize_t n = len(offs) - 1
+        cdef _Batch b = _Batch(n)
+        cdef InBuf d, m
+        cdef Py_buffer ob, oob
+        cdef Py_ssize_t i, total = 0, ptlen
+        cdef int64_t *io
+        cdef int64_t *oo
+        cdef _Key key
+        cdef unsigned char *base
+        in_get(data, &d, "data")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                _get_int64(offs, &ob)
+                io = <int64_t *>ob.buf
+                out_offs = np.empty(n + 1, dtype=np.int64)
+                _get_int64(out_offs, &oob)
+                oo = <int64_t *>oob.buf
+                try:
+                    oo[0] = 0
+                    for i in range(n):
+                        b.ins[i].ptr = d.ptr + io[i]
+                        b.ins[i].len = io[i + 1] - io[i]
+                        b.ins[i].has_view = 0
+                        b.metas[i] = m
+                        b.metas[i].has_view = 0
+                        b.status[i] = b.parse(i, self.nt)
+                        if b.status[i] == OF_OK:
+                            key = self._recv_key(b.kids[i])
+                            if key is None:
+                                b.status[i] = OF_ERR_UNKNOWN_KEY
+                            else:
+                                b.set_key(i, key)
+                                b.refs.append(key)
+                                total += b.ins[i].len - <Py_ssize_t>b.hlens[i] - self.nt
+                        oo[i + 1] = total
+                    out = np.empty(total, dtype=np.uint8)
+                    base = <unsigned char *>_data_ptr(out)
+                    for i in range(n):
+                        b.outs[i] = base + oo[i]
+                    with nogil:
+                        b.open_all()
+                    status = np.empty(n, dtype=np.int8)
+                    for i in range(n):
+                        status[i] = _STATUS_CODE[b.status[i]]
+                finally:
+                    PyBuffer_Release(&oob)
+                    PyBuffer_Release(&ob)
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&d)
+        return out, out_offs, status
+
+
+cdef dict _STATUS_CODE = {
+    OF_OK: STATUS_OK,
+    OF_ERR_MALFORMED: STATUS_MALFORMED,
+    OF_ERR_SHORT: STATUS_MALFORMED,
+    OF_ERR_TOO_LARGE: STATUS_MALFORMED,
+    OF_ERR_UNKNOWN_KEY: STATUS_UNKNOWN_KEY,
+    OF_ERR_AUTH: STATUS_AUTH,
+    OF_ERR_INTERNAL: STATUS_AUTH,
+    OF_ERR_REPLAY: STATUS_REPLAY,
+    OF_ERR_TOO_OLD: STATUS_REPLAY,
+}
+
+
+cdef object _status_error(int rc, uint64_t kid, uint64_t ctr, Py_ssize_t length):
+    if rc == OF_ERR_MALFORMED:
+        return MalformedHeaderError(_malformed_reason(length))
+    if rc == OF_ERR_UNKNOWN_KEY:
+        return UnknownKeyError(f"no receive key for KID {kid}")
+    return _open_error(rc, kid, ctr)
+
+
+cdef inline int reserve_ctr_check(_Key key, uint64_t count) except -1:
+    if key.exhausted or UINT64_MAX - key.next_ctr < count - 1:
+        raise CounterExhaustedError(
+            f"send counter of KID {key.kid} cannot provide {count} more counters"
+        )
+    return 0
+
+
+cdef bint _is_kid(object kid):
+    return PyLong_CheckExact(kid) or isinstance(kid, int) or hasattr(kid, "__index__")
+
+
+cdef list _as_list(object seq, str what):
+    if type(seq) is list:
+        return list(<list>seq)
+    if isinstance(seq, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be a sequence of items, not {type(seq).__name__}")
+    try:
+        return list(seq)
+    except TypeError:
+        raise TypeError(f"{what} must be a sequence, not {type(seq).__name__}") from None
+
+
+cdef object _check_offsets(object offsets, object data):
+    import numpy as np
+    try:
+        offs = np.ascontiguousarray(offsets, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise TypeError("offsets must be a sequence of int64") from None
+    if offs.ndim != 1 or len(offs) < 1:
+        raise ValueError("offsets must be a 1-d array of n+1 offsets")
+    cdef Py_ssize_t size = len(memoryview(data).cast("B")) if not PyBytes_CheckExact(data) else len(data)
+    if offs[0] < 0 or offs[-1] > size or (len(offs) > 1 and bool((np.diff(offs) < 0).any())):
+        raise ValueError("offsets must be non-decreasing and within data")
+    return offs
+
+
+cdef int _get_int64(object arr, Py_buffer *view) except -1:
+    if _get_buffer(arr, view, PyBUF_SIMPLE | PyBUF_WRITABLE) < 0:
+        if _get_buffer(arr, view, PyBUF_SIMPLE) < 0:
+            _buffer_error(arr, "offsets", False)
+    return 0
+
+
+cdef Py_ssize_t _data_ptr(object arr) except -1:
+    return arr.ctypes.data
+
+
+cdef class _Batch:
+    """Per-frame scratch arrays of one batch call; frees everything on deallocation.
+
+    The nogil loops see only C pointers (key state, window, lock); the key objects
+    themselves are kept alive by ``refs``.
+    """
+
+    cdef Py_ssize_t n, nin, nmeta
+    cdef InBuf *ins
+    cdef InBuf *metas
+    cdef of_key **ks
+    cdef of_window **ws
+    cdef PyThread_type_lock *locks
+    cdef uint64_t *kids
+    cdef uint64_t *ctrs
+    cdef size_t *hlens
+    cdef int *status
+    cdef unsigned char **outs
+    cdef list refs
+    cdef Py_ssize_t failed
+
+    def __cinit__(self, Py_ssize_t n):
+        self.n = n
+        self.failed = -1
+        self.refs = []
+        cdef size_t m = <size_t>(n if n > 0 else 1)
+        self.ins = <InBuf *>calloc(m, sizeof(InBuf))
+        self.metas = <InBuf *>calloc(m, sizeof(InBuf))
+        self.ks = <of_key **>calloc(m, sizeof(of_key *))
+        self.ws = <of_window **>calloc(m, sizeof(of_window *))
+        self.locks = <PyThread_type_lock *>calloc(m, sizeof(PyThread_type_lock))
+        self.kids = <uint64_t *>calloc(m, sizeof(uint64_t))
+        self.ctrs = <uint64_t *>calloc(m, sizeof(uint64_t))
+        self.hlens = <size_t *>calloc(m, sizeof(size_t))
+        self.status = <int *>calloc(m, sizeof(int))
+        self.outs = <unsigned char **>calloc(m, sizeof(unsigned char *))
+        if (self.ins == NULL or self.metas == NULL or self.ks == NULL or self.ws == NULL
+                or self.locks == NULL or self.kids == NULL or self.ctrs == NULL
+                or self.hlens == NULL or self.status == NULL or self.outs == NULL):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.ins != NULL:
+            for i in range(self.nin):
+                in_release(&self.ins[i])
+        if self.metas != NULL:
+            for i in range(self.nmeta):
+                in_release(&self.metas[i])
+        free(self.ins)
+        free(self.metas)
+        free(self.ks)
+        free(self.ws)
+        free(self.locks)
+        free(self.kids)
+        free(self.ctrs)
+        free(self.hlens)
+        free(self.status)
+        free(self.outs)
+
+    cdef inline void set_key(self, Py_ssize_t i, _Key key):
+        self.ks[i] = &key.k
+        self.ws[i] = &key.w
+        self.locks[i] = key.lock
+        self.kids[i] = key.kid
+
+    cdef inline int parse(self, Py_ssize_t i, int nt) noexcept:
+        cdef InBuf *c = &self.ins[i]
+        if of_hdr_decode(c.ptr, <size_t>c.len, &self.kids[i], &self.ctrs[i], &self.hlens[i]) != OF_OK:
+            return OF_ERR_MALFORMED
+        if c.len - <Py_ssize_t>self.hlens[i] < nt:
+            return OF_ERR_SHORT
+        return OF_OK
+
+    cdef void seal_all(self) noexcept nogil:
+        """Encrypt every frame; hold each key's lock across a run of frames with that key."""
+        cdef Py_ssize_t i
+        cdef PyThread_type_lock held = NULL
+        cdef long r
+        for i in range(self.n):
+            if self.locks[i] != held:
+                if held != NULL:
+                    PyThread_release_lock(held)
+                held = self.locks[i]
+                PyThread_acquire_lock(held, WAIT_LOCK)
+            r = of_seal(self.ks[i], self.kids[i], self.ctrs[i],
+                        self.metas[i].ptr, <size_t>self.metas[i].len,
+                        self.ins[i].ptr, <size_t>self.ins[i].len, self.outs[i])
+            if r < 0 and self.failed < 0:
+                self.failed = i
+        if held != NULL:
+            PyThread_release_lock(held)
+
+    cdef void open_all(self) noexcept nogil:
+        """Replay-check, decrypt and advance the window of every parsed frame, in order."""
+        cdef Py_ssize_t i
+        cdef PyThread_type_lock held = NULL
+        cdef int rc
+        cdef InBuf *c
+        for i in range(self.n):
+            if self.status[i] != OF_OK:
+                continue
+            if self.locks[i] != held:
+                if held != NULL:
+                    PyThread_release_lock(held)
+                held = self.locks[i]
+                PyThread_acquire_lock(held, WAIT_LOCK)
+            c = &self.ins[i]
+            rc = of_window_check(self.ws[i], self.ctrs[i])
+            if rc == OF_OK:
+                rc = of_open(self.ks[i], self.ctrs[i], c.ptr, self.hlens[i],
+                             self.metas[i].ptr, <size_t>self.metas[i].len,
+                             c.ptr + self.hlens[i], <size_t>(c.len - <Py_ssize_t>self.hlens[i]),
+                             self.outs[i])
+                if rc == OF_OK:
+                    of_window_update(self.ws[i], self.ctrs[i])
+            self.status[i] = rc
+        if held != NULL:
+            PyThread_release_lock(held)
