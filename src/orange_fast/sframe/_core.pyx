@@ -20,10 +20,6 @@ from cpython.long cimport PyLong_CheckExact, PyLong_FromUnsignedLongLong
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.pythread cimport (
-    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
-    PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK,
-)
 
 from .sframe_c cimport *
 
@@ -205,7 +201,8 @@ cdef class _Key:
 
     cdef of_key k
     cdef of_window w
-    cdef PyThread_type_lock lock
+    cdef of_mutex lock
+    cdef bint has_lock
     cdef uint64_t kid
     cdef uint64_t next_ctr
     cdef bint exhausted
@@ -213,17 +210,17 @@ cdef class _Key:
     cdef bint ready
 
     def __cinit__(self):
-        self.lock = PyThread_allocate_lock()
-        if self.lock == NULL:
+        if of_mutex_init(&self.lock) != 0:
             raise MemoryError()
+        self.has_lock = True
 
     def __dealloc__(self):
         if self.ready:
             of_key_free(&self.k)
         if self.w.bits != NULL:
             free(self.w.bits)
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
+        if self.has_lock:
+            of_mutex_destroy(&self.lock)
 
     def __repr__(self):
         return f"<sframe key kid={self.kid} {'send' if self.send else 'receive'}>"
@@ -231,13 +228,13 @@ cdef class _Key:
 
 cdef inline void key_lock(_Key key):
     """Take the key's lock; wait without the GIL if another thread holds it."""
-    if PyThread_acquire_lock(key.lock, NOWAIT_LOCK) == 0:
+    if not of_mutex_trylock(&key.lock):
         with nogil:
-            PyThread_acquire_lock(key.lock, WAIT_LOCK)
+            of_mutex_lock(&key.lock)
 
 
 cdef inline void key_unlock(_Key key) noexcept nogil:
-    PyThread_release_lock(key.lock)
+    of_mutex_unlock(&key.lock)
 
 
 cdef inline int reserve_ctr(_Key key, uint64_t count, uint64_t *first) except -1:
@@ -957,8 +954,11 @@ cdef object _check_offsets(object offsets, object data):
         raise TypeError("offsets must be a sequence of int64") from None
     if offs.ndim != 1 or len(offs) < 1:
         raise ValueError("offsets must be a 1-d array of n+1 offsets")
-    cdef Py_ssize_t size = len(memoryview(data).cast("B")) if not PyBytes_CheckExact(data) else len(data)
-    if offs[0] < 0 or offs[-1] > size or (len(offs) > 1 and bool((np.diff(offs) < 0).any())):
+    try:
+        size = memoryview(data).nbytes
+    except TypeError:
+        raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}") from None
+    if offs[0] < 0 or offs[len(offs) - 1] > size or (len(offs) > 1 and bool((np.diff(offs) < 0).any())):
         raise ValueError("offsets must be non-decreasing and within data")
     return offs
 
@@ -986,7 +986,7 @@ cdef class _Batch:
     cdef InBuf *metas
     cdef of_key **ks
     cdef of_window **ws
-    cdef PyThread_type_lock *locks
+    cdef of_mutex **locks
     cdef uint64_t *kids
     cdef uint64_t *ctrs
     cdef size_t *hlens
@@ -1004,7 +1004,7 @@ cdef class _Batch:
         self.metas = <InBuf *>calloc(m, sizeof(InBuf))
         self.ks = <of_key **>calloc(m, sizeof(of_key *))
         self.ws = <of_window **>calloc(m, sizeof(of_window *))
-        self.locks = <PyThread_type_lock *>calloc(m, sizeof(PyThread_type_lock))
+        self.locks = <of_mutex **>calloc(m, sizeof(of_mutex *))
         self.kids = <uint64_t *>calloc(m, sizeof(uint64_t))
         self.ctrs = <uint64_t *>calloc(m, sizeof(uint64_t))
         self.hlens = <size_t *>calloc(m, sizeof(size_t))
@@ -1037,7 +1037,7 @@ cdef class _Batch:
     cdef inline void set_key(self, Py_ssize_t i, _Key key):
         self.ks[i] = &key.k
         self.ws[i] = &key.w
-        self.locks[i] = key.lock
+        self.locks[i] = &key.lock
         self.kids[i] = key.kid
 
     cdef inline int parse(self, Py_ssize_t i, int nt) noexcept:
@@ -1051,26 +1051,26 @@ cdef class _Batch:
     cdef void seal_all(self) noexcept nogil:
         """Encrypt every frame; hold each key's lock across a run of frames with that key."""
         cdef Py_ssize_t i
-        cdef PyThread_type_lock held = NULL
+        cdef of_mutex *held = NULL
         cdef long r
         for i in range(self.n):
             if self.locks[i] != held:
                 if held != NULL:
-                    PyThread_release_lock(held)
+                    of_mutex_unlock(held)
                 held = self.locks[i]
-                PyThread_acquire_lock(held, WAIT_LOCK)
+                of_mutex_lock(held)
             r = of_seal(self.ks[i], self.kids[i], self.ctrs[i],
                         self.metas[i].ptr, <size_t>self.metas[i].len,
                         self.ins[i].ptr, <size_t>self.ins[i].len, self.outs[i])
             if r < 0 and self.failed < 0:
                 self.failed = i
         if held != NULL:
-            PyThread_release_lock(held)
+            of_mutex_unlock(held)
 
     cdef void open_all(self) noexcept nogil:
         """Replay-check, decrypt and advance the window of every parsed frame, in order."""
         cdef Py_ssize_t i
-        cdef PyThread_type_lock held = NULL
+        cdef of_mutex *held = NULL
         cdef int rc
         cdef InBuf *c
         for i in range(self.n):
@@ -1078,9 +1078,9 @@ cdef class _Batch:
                 continue
             if self.locks[i] != held:
                 if held != NULL:
-                    PyThread_release_lock(held)
+                    of_mutex_unlock(held)
                 held = self.locks[i]
-                PyThread_acquire_lock(held, WAIT_LOCK)
+                of_mutex_lock(held)
             c = &self.ins[i]
             rc = of_window_check(self.ws[i], self.ctrs[i])
             if rc == OF_OK:
@@ -1092,4 +1092,4 @@ cdef class _Batch:
                     of_window_update(self.ws[i], self.ctrs[i])
             self.status[i] = rc
         if held != NULL:
-            PyThread_release_lock(held)
+            of_mutex_unlock(held)

@@ -456,6 +456,28 @@ static inline void of_window_update(of_window *w, uint64_t ctr)
     w->bits[slot >> 6] |= (uint64_t)1 << (slot & 63);
 }
 
+/* ------------------------------------------------------------------ locks */
+
+/* A plain mutex per key: uncontended lock+unlock costs a few ns, where CPython's
+ * PyThread locks read the monotonic clock on every acquire. */
+#if defined(_WIN32)
+#include <windows.h>
+typedef SRWLOCK of_mutex;
+static inline int of_mutex_init(of_mutex *m) { InitializeSRWLock(m); return 0; }
+static inline void of_mutex_destroy(of_mutex *m) { (void)m; }
+static inline int of_mutex_trylock(of_mutex *m) { return TryAcquireSRWLockExclusive(m) ? 1 : 0; }
+static inline void of_mutex_lock(of_mutex *m) { AcquireSRWLockExclusive(m); }
+static inline void of_mutex_unlock(of_mutex *m) { ReleaseSRWLockExclusive(m); }
+#else
+#include <pthread.h>
+typedef pthread_mutex_t of_mutex;
+static inline int of_mutex_init(of_mutex *m) { return pthread_mutex_init(m, NULL); }
+static inline void of_mutex_destroy(of_mutex *m) { pthread_mutex_destroy(m); }
+static inline int of_mutex_trylock(of_mutex *m) { return pthread_mutex_trylock(m) == 0; }
+static inline void of_mutex_lock(of_mutex *m) { pthread_mutex_lock(m); }
+static inline void of_mutex_unlock(of_mutex *m) { pthread_mutex_unlock(m); }
+#endif
+
 /* ------------------------------------------------------------------ misc */
 
 #ifdef ORANGE_FAST_STATIC_OPENSSL

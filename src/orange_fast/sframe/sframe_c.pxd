@@ -54,3 +54,11 @@ cdef extern from "sframe_c.h" nogil:
                 unsigned char *out)
     int of_window_check(const of_window *w, uint64_t ctr)
     void of_window_update(of_window *w, uint64_t ctr)
+
+    ctypedef struct of_mutex:
+        pass
+    int of_mutex_init(of_mutex *m)
+    void of_mutex_destroy(of_mutex *m)
+    int of_mutex_trylock(of_mutex *m)
+    void of_mutex_lock(of_mutex *m)
+    void of_mutex_unlock(of_mutex *m)
