@@ -11,7 +11,7 @@ protocol (bytes are read directly), never typed memoryviews: see
 
 from libc.stdint cimport uint64_t, uint32_t, int64_t, UINT64_MAX
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memmove
 from cpython.bytes cimport (
     PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact,
 )
@@ -44,11 +44,18 @@ cdef extern from "Python.h":
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
 
 MAX_HEADER_SIZE = 17
-STATUS_OK = 0
-STATUS_MALFORMED = 1
-STATUS_UNKNOWN_KEY = 2
-STATUS_AUTH = 3
-STATUS_REPLAY = 4
+cdef enum:
+    STATUS_OK_C = 0
+    STATUS_MALFORMED_C = 1
+    STATUS_UNKNOWN_KEY_C = 2
+    STATUS_AUTH_C = 3
+    STATUS_REPLAY_C = 4
+
+STATUS_OK = STATUS_OK_C
+STATUS_MALFORMED = STATUS_MALFORMED_C
+STATUS_UNKNOWN_KEY = STATUS_UNKNOWN_KEY_C
+STATUS_AUTH = STATUS_AUTH_C
+STATUS_REPLAY = STATUS_REPLAY_C
 
 # Single frames at least this large are processed without the GIL (below it the
 # 40-50 ns of releasing it cost more than they free).
@@ -796,6 +803,7 @@ cdef class Context:
         cdef int64_t *oo
         cdef uint64_t first
         cdef unsigned char *base
+        cdef Py_buffer outv
         in_get(data, &d, "data")
         try:
             in_get(metadata, &m, "metadata")
@@ -815,9 +823,9 @@ cdef class Context:
                             b.ctrs[i] = first + <uint64_t>i
                             total += of_hdr_len(key.kid, b.ctrs[i]) + (io[i + 1] - io[i]) + self.nt
                             oo[i + 1] = total
-                        out = np.empty(total, dtype=np.uint8)
+                        out = _new_u8(total, &outv)
+                        base = <unsigned char *>outv.buf
                         b.refs.append(key)
-                        base = <unsigned char *>_data_ptr(out)
                         for i in range(n):
                             b.set_key(i, key)
                             b.ins[i].ptr = d.ptr + io[i]
@@ -827,6 +835,7 @@ cdef class Context:
                             b.outs[i] = base + oo[i]
                         with nogil:
                             b.seal_all()
+                        PyBuffer_Release(&outv)
                     finally:
                         PyBuffer_Release(&oob)
                 finally:
@@ -854,8 +863,10 @@ cdef class Context:
         cdef Py_ssize_t i, total = 0, ptlen
         cdef int64_t *io
         cdef int64_t *oo
-        cdef _Key key
+        cdef _Key key = None
         cdef unsigned char *base
+        cdef Py_buffer outv, sv
+        cdef signed char *st
         in_get(data, &d, "data")
         try:
             in_get(metadata, &m, "metadata")
@@ -875,23 +886,42 @@ cdef class Context:
                         b.metas[i].has_view = 0
                         b.status[i] = b.parse(i, self.nt)
                         if b.status[i] == OF_OK:
-                            key = self._recv_key(b.kids[i])
+                            if key is None or key.kid != b.kids[i]:
+                                key = self._recv_key(b.kids[i])
+                                if key is not None:
+                                    b.refs.append(key)
                             if key is None:
                                 b.status[i] = OF_ERR_UNKNOWN_KEY
                             else:
                                 b.set_key(i, key)
-                                b.refs.append(key)
                                 total += b.ins[i].len - <Py_ssize_t>b.hlens[i] - self.nt
                         oo[i + 1] = total
-                    out = np.empty(total, dtype=np.uint8)
-                    base = <unsigned char *>_data_ptr(out)
+                    out = _new_u8(total, &outv)
+                    base = <unsigned char *>outv.buf
                     for i in range(n):
                         b.outs[i] = base + oo[i]
                     with nogil:
                         b.open_all()
-                    status = np.empty(n, dtype=np.int8)
+                        # failed frames leave an empty slot: close the gaps they left
+                        total = 0
+                        for i in range(n):
+                            ptlen = oo[i + 1] - oo[i]
+                            if b.status[i] == OF_OK:
+                                if total != oo[i]:
+                                    memmove(base + total, base + oo[i], <size_t>ptlen)
+                                total += ptlen
+                            elif ptlen:
+                                memset(base + oo[i], 0, <size_t>ptlen)
+                            oo[i] = total - (ptlen if b.status[i] == OF_OK else 0)
+                        oo[n] = total
+                    PyBuffer_Release(&outv)
+                    out = out[:total]
+                    status = _new_u8(n, &sv)
+                    st = <signed char *>sv.buf
                     for i in range(n):
-                        status[i] = _STATUS_CODE[b.status[i]]
+                        st[i] = _status_code(b.status[i])
+                    PyBuffer_Release(&sv)
+                    status = status.view(np.int8)
                 finally:
                     PyBuffer_Release(&oob)
                     PyBuffer_Release(&ob)
@@ -900,19 +930,6 @@ cdef class Context:
         finally:
             in_release(&d)
         return out, out_offs, status
-
-
-cdef dict _STATUS_CODE = {
-    OF_OK: STATUS_OK,
-    OF_ERR_MALFORMED: STATUS_MALFORMED,
-    OF_ERR_SHORT: STATUS_MALFORMED,
-    OF_ERR_TOO_LARGE: STATUS_MALFORMED,
-    OF_ERR_UNKNOWN_KEY: STATUS_UNKNOWN_KEY,
-    OF_ERR_AUTH: STATUS_AUTH,
-    OF_ERR_INTERNAL: STATUS_AUTH,
-    OF_ERR_REPLAY: STATUS_REPLAY,
-    OF_ERR_TOO_OLD: STATUS_REPLAY,
-}
 
 
 cdef object _status_error(int rc, uint64_t kid, uint64_t ctr, Py_ssize_t length):
@@ -947,18 +964,31 @@ cdef list _as_list(object seq, str what):
 
 
 cdef object _check_offsets(object offsets, object data):
+    """Offsets as a C-contiguous int64 array of n+1 non-decreasing values within data."""
     import numpy as np
+    cdef Py_buffer view
+    cdef const int64_t *o
+    cdef Py_ssize_t i, n
     try:
         offs = np.ascontiguousarray(offsets, dtype=np.int64)
     except (TypeError, ValueError):
         raise TypeError("offsets must be a sequence of int64") from None
-    if offs.ndim != 1 or len(offs) < 1:
+    if offs.ndim != 1 or offs.shape[0] < 1:
         raise ValueError("offsets must be a 1-d array of n+1 offsets")
     try:
         size = memoryview(data).nbytes
     except TypeError:
         raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}") from None
-    if offs[0] < 0 or offs[len(offs) - 1] > size or (len(offs) > 1 and bool((np.diff(offs) < 0).any())):
+    _get_int64(offs, &view)
+    o = <const int64_t *>view.buf
+    n = view.len // 8
+    bad = o[0] < 0 or o[n - 1] > size
+    for i in range(1, n):
+        if o[i] < o[i - 1]:
+            bad = True
+            break
+    PyBuffer_Release(&view)
+    if bad:
         raise ValueError("offsets must be non-decreasing and within data")
     return offs
 
@@ -970,8 +1000,25 @@ cdef int _get_int64(object arr, Py_buffer *view) except -1:
     return 0
 
 
-cdef Py_ssize_t _data_ptr(object arr) except -1:
-    return arr.ctypes.data
+cdef object _new_u8(Py_ssize_t size, Py_buffer *view):
+    """A new uint8 array of ``size`` bytes and a writable view of it (released by the caller)."""
+    import numpy as np
+    full = np.empty(size if size > 0 else 1, dtype=np.uint8)
+    if _get_buffer(full, view, PyBUF_SIMPLE | PyBUF_WRITABLE) < 0:
+        _buffer_error(full, "out", True)
+    return full[:size]
+
+
+cdef inline signed char _status_code(int rc) noexcept nogil:
+    if rc == OF_OK:
+        return STATUS_OK_C
+    if rc == OF_ERR_UNKNOWN_KEY:
+        return STATUS_UNKNOWN_KEY_C
+    if rc == OF_ERR_REPLAY or rc == OF_ERR_TOO_OLD:
+        return STATUS_REPLAY_C
+    if rc == OF_ERR_AUTH or rc == OF_ERR_INTERNAL:
+        return STATUS_AUTH_C
+    return STATUS_MALFORMED_C
 
 
 cdef class _Batch:
