@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh machine (Debian/Ubuntu, Python >= 3.10):
+#   .venv/ with orange_fast installed from the manylinux wheel built here, whose
+#   SFrame core links OpenSSL 3.5 statically (scripts/fetch-openssl.sh), plus the
+#   test and benchmark extras.  Idempotent: rerun after changing the sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q build auditwheel
+bash scripts/fetch-openssl.sh
+PYTHON=.venv/bin/python bash wheels/build.sh
+wheel=$(ls -t wheels/dist/orange_fast-*.whl | head -n 1)
+.venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel"
+.venv/bin/python -m pip install -q "${wheel}[test,bench]"
+.venv/bin/python -c "import orange_fast.sframe as s; print('orange_fast installed:', s.openssl_version(), 'static' if s.openssl_static() else 'SHARED (slow)')"
