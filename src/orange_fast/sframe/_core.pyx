@@ -212,9 +212,11 @@ cdef class _Key:
     cdef bint has_lock
     cdef uint64_t kid
     cdef uint64_t next_ctr
+    cdef uint64_t pending   # frames of the batch being reserved (batch reservation scratch)
     cdef bint exhausted
     cdef bint send
     cdef bint ready
+    cdef bint dead          # removed from its Context: it may never hand out a counter again
 
     def __cinit__(self):
         if of_mutex_init(&self.lock) != 0:
@@ -245,7 +247,14 @@ cdef inline void key_unlock(_Key key) noexcept nogil:
 
 
 cdef inline int reserve_ctr(_Key key, uint64_t count, uint64_t *first) except -1:
-    """Reserve ``count`` consecutive counters (GIL held, so reservations never interleave)."""
+    """Reserve ``count`` consecutive counters.
+
+    Runs with the GIL and calls no Python code, so reservations never interleave; a
+    key removed from its Context (``dead``) refuses, because ``remove_key`` recorded
+    its counter floor for a later re-add of the KID.
+    """
+    if key.dead:
+        raise UnknownKeyError(f"the send key of KID {key.kid} was removed")
     if count == 0:
         first[0] = key.next_ctr
         return 0
@@ -397,6 +406,7 @@ cdef class Context:
         key = self._keys.pop(kid, None)
         if key is None:
             raise UnknownKeyError(f"no key for KID {kid}")
+        (<_Key>key).dead = True
         if (<_Key>key).send:
             self._retired[kid] = (
                 0x10000000000000000 if (<_Key>key).exhausted else (<_Key>key).next_ctr
@@ -668,33 +678,25 @@ cdef class Context:
         cdef _Batch b = _Batch(n)
         cdef Py_ssize_t i
         cdef _Key key
-        cdef uint64_t first
-        cdef dict counts
         cdef InBuf m0
         m0.has_view = 0
         try:
             if metas is None:
                 in_get(metadata, &m0, "metadata")
-            # keys and counts
+            # keys (this may run Python code: __index__ of a KID)
             if kids is None:
                 key = self._send_key(kid)
-                if n:
-                    reserve_ctr_check(key, n)
+                b.refs.append(key)
                 for i in range(n):
                     b.set_key(i, key)
-                b.refs.append(key)
+                    b.kobjs[i] = <PyObject *>key
             else:
-                counts = {}
-                kids_objs = []
                 for i in range(n):
                     key = self._send_key(kids[i])
+                    b.refs.append(key)
                     b.set_key(i, key)
-                    kids_objs.append(key)
-                    counts[key] = counts.get(key, 0) + 1
-                for k, c in counts.items():
-                    reserve_ctr_check(<_Key>k, c)
-                b.refs.extend(counts)
-            # buffers
+                    b.kobjs[i] = <PyObject *>key
+            # buffers (this may run Python code too)
             for i in range(n):
                 in_get(frames[i], &b.ins[i], "frame")
                 b.nin = i + 1
@@ -706,12 +708,12 @@ cdef class Context:
                     b.nmeta = i + 1
                 if <size_t>b.ins[i].len > OF_MAX_FRAME or <size_t>b.metas[i].len > OF_MAX_FRAME:
                     raise ValueError("frame or metadata too large")
-            # counters (cannot fail now) and outputs
+            # counters: checked and reserved for every frame with no Python code in between
+            b.reserve_all()
+            # outputs (allocation may run finalizers: the counters are already taken)
             result = PyList_New(n)
             for i in range(n):
-                key = <_Key>(kids_objs[i] if kids is not None else key)
-                reserve_ctr(key, 1, &b.ctrs[i])
-                o = PyBytes_FromStringAndSize(NULL, of_hdr_len(key.kid, b.ctrs[i]) + b.ins[i].len + self.nt)
+                o = PyBytes_FromStringAndSize(NULL, of_hdr_len(b.kids[i], b.ctrs[i]) + b.ins[i].len + self.nt)
                 Py_INCREF(o)
                 PyList_SET_ITEM(result, i, o)
                 b.outs[i] = <unsigned char *>PyBytes_AS_STRING(o)
@@ -811,8 +813,6 @@ cdef class Context:
                 _get_int64(offs, &ob)
                 io = <int64_t *>ob.buf
                 try:
-                    if n:
-                        reserve_ctr_check(key, n)
                     reserve_ctr(key, n, &first)
                     out_offs = np.empty(n + 1, dtype=np.int64)
                     _get_int64(out_offs, &oob)
@@ -940,14 +940,6 @@ cdef object _status_error(int rc, uint64_t kid, uint64_t ctr, Py_ssize_t length)
     return _open_error(rc, kid, ctr)
 
 
-cdef inline int reserve_ctr_check(_Key key, uint64_t count) except -1:
-    if key.exhausted or UINT64_MAX - key.next_ctr < count - 1:
-        raise CounterExhaustedError(
-            f"send counter of KID {key.kid} cannot provide {count} more counters"
-        )
-    return 0
-
-
 cdef bint _is_kid(object kid):
     return PyLong_CheckExact(kid) or isinstance(kid, int) or hasattr(kid, "__index__")
 
@@ -1034,6 +1026,7 @@ cdef class _Batch:
     cdef of_key **ks
     cdef of_window **ws
     cdef of_mutex **locks
+    cdef PyObject **kobjs    # borrowed: the keys are kept alive by ``refs``
     cdef uint64_t *kids
     cdef uint64_t *ctrs
     cdef size_t *hlens
@@ -1052,13 +1045,14 @@ cdef class _Batch:
         self.ks = <of_key **>calloc(m, sizeof(of_key *))
         self.ws = <of_window **>calloc(m, sizeof(of_window *))
         self.locks = <of_mutex **>calloc(m, sizeof(of_mutex *))
+        self.kobjs = <PyObject **>calloc(m, sizeof(PyObject *))
         self.kids = <uint64_t *>calloc(m, sizeof(uint64_t))
         self.ctrs = <uint64_t *>calloc(m, sizeof(uint64_t))
         self.hlens = <size_t *>calloc(m, sizeof(size_t))
         self.status = <int *>calloc(m, sizeof(int))
         self.outs = <unsigned char **>calloc(m, sizeof(unsigned char *))
         if (self.ins == NULL or self.metas == NULL or self.ks == NULL or self.ws == NULL
-                or self.locks == NULL or self.kids == NULL or self.ctrs == NULL
+                or self.locks == NULL or self.kobjs == NULL or self.kids == NULL or self.ctrs == NULL
                 or self.hlens == NULL or self.status == NULL or self.outs == NULL):
             raise MemoryError()
 
@@ -1075,6 +1069,7 @@ cdef class _Batch:
         free(self.ks)
         free(self.ws)
         free(self.locks)
+        free(self.kobjs)
         free(self.kids)
         free(self.ctrs)
         free(self.hlens)
@@ -1086,6 +1081,43 @@ cdef class _Batch:
         self.ws[i] = &key.w
         self.locks[i] = &key.lock
         self.kids[i] = key.kid
+
+    cdef int reserve_all(self) except -1:
+        """All-or-nothing counter reservation for every frame of an encrypt batch.
+
+        Pure C under the GIL: count the frames per key, check every key (removed or
+        without enough counters left), then hand out consecutive counters.
+        """
+        cdef Py_ssize_t i
+        cdef _Key key
+        cdef object err = None
+        for i in range(self.n):
+            (<_Key>self.kobjs[i]).pending += 1
+        for i in range(self.n):
+            key = <_Key>self.kobjs[i]
+            if key.pending == 0:
+                continue
+            if key.dead:
+                err = UnknownKeyError(f"the send key of KID {key.kid} was removed")
+            elif key.exhausted or UINT64_MAX - key.next_ctr < key.pending - 1:
+                err = CounterExhaustedError(
+                    f"send counter of KID {key.kid} cannot provide {key.pending} more counters"
+                )
+            if err is not None:
+                break
+        if err is not None:
+            for i in range(self.n):
+                (<_Key>self.kobjs[i]).pending = 0
+            raise err
+        for i in range(self.n):
+            key = <_Key>self.kobjs[i]
+            key.pending = 0
+            self.ctrs[i] = key.next_ctr
+            if key.next_ctr == UINT64_MAX:
+                key.exhausted = True
+            else:
+                key.next_ctr += 1
+        return 0
 
     cdef inline int parse(self, Py_ssize_t i, int nt) noexcept:
         cdef InBuf *c = &self.ins[i]
