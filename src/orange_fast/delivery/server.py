@@ -205,6 +205,8 @@ class DeliveryServer:
         ):
             if not isinstance(value, (int, float)) or not 0 < value < 2**31 / 1000:
                 raise ValueError(f"{name} must be a positive number of seconds")
+        if heartbeat_interval >= eviction_timeout:
+            raise ValueError("heartbeat_interval must be shorter than eviction_timeout")
         if not isinstance(max_message_size, int) or not 1 <= max_message_size <= 1 << 30:
             raise ValueError("max_message_size must be in [1, 2**30]")
         if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -390,6 +392,8 @@ class DeliveryServer:
         conn.closing = True
         _log(logging.INFO, "close", peer=conn.peer, room=conn.room.name if conn.room else "-",
              client=conn.client_id or "-", code=code.name)
+        detail = "".join(c if " " <= c <= "~" else "?" for c in detail[:200])
+
         async def send_and_close() -> None:
             await self._send(conn, P.Error(code, detail, request_id, True, seq))
             await conn.ws.close(close_code, code.name)
@@ -471,13 +475,13 @@ class DeliveryServer:
         hello = await self._receive_hello(conn)
         if hello is None:
             return
+        if len(hello.join_payload) > self.max_message_size:
+            await self._fatal(conn, ErrorCode.MESSAGE_TOO_LARGE, f"join payload over {self.max_message_size} bytes")
+            return
         refused = await self._check_access(hello)
         if refused is not None:
             _log(logging.INFO, "refused", peer=conn.peer, room=hello.room, client=hello.client_id, code=refused[0].name)
             await self._fatal(conn, refused[0], refused[1])
-            return
-        if len(hello.join_payload) > self.max_message_size:
-            await self._fatal(conn, ErrorCode.MESSAGE_TOO_LARGE, f"join payload over {self.max_message_size} bytes")
             return
         room = await self._room(hello.room)
         client_id = hello.client_id

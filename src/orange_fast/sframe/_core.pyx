@@ -306,6 +306,8 @@ cdef class Context:
     cdef readonly object suite
     cdef readonly uint32_t replay_window
     cdef int nt
+    cdef uint64_t _rcache_kid[64]
+    cdef PyObject *_rcache_key[64]   # borrowed from _keys; cleared on every key change
 
     def __init__(self, suite, *, replay_window=128):
         try:
@@ -398,12 +400,15 @@ cdef class Context:
         old = self._keys.get(kid)
         if old is not None and (<_Key>old).send:
             raise ValueError(f"KID {kid} is a send key of this Context")
-        self._keys[kid] = self._make_key(kid, base_key, False)
+        new = self._make_key(kid, base_key, False)
+        self._clear_cache()
+        self._keys[kid] = new
 
     def remove_key(self, kid) -> None:
         """Forget ``kid``'s key (either direction); raises UnknownKeyError if absent."""
         kid = _as_kid(kid)
         key = self._keys.pop(kid, None)
+        self._clear_cache()
         if key is None:
             raise UnknownKeyError(f"no key for KID {kid}")
         (<_Key>key).dead = True
@@ -445,11 +450,26 @@ cdef class Context:
         return <_Key>p
 
     cdef inline _Key _recv_key(self, uint64_t kid):
-        """The receive key for ``kid``, or None."""
-        cdef PyObject *p = PyDict_GetItemWithError(self._keys, PyLong_FromUnsignedLongLong(kid))
+        """The receive key for ``kid``, or None.
+
+        A small direct-mapped cache in front of the dict spares the int allocation
+        and hash lookup per frame; every key change clears it.
+        """
+        cdef unsigned slot = <unsigned>((kid * <uint64_t>0x9E3779B97F4A7C15) >> 58)
+        cdef PyObject *p
+        if self._rcache_key[slot] != NULL and self._rcache_kid[slot] == kid:
+            return <_Key>self._rcache_key[slot]
+        p = PyDict_GetItemWithError(self._keys, PyLong_FromUnsignedLongLong(kid))
         if p == NULL or (<_Key>p).send:
             return None
+        self._rcache_kid[slot] = kid
+        self._rcache_key[slot] = p
         return <_Key>p
+
+    cdef void _clear_cache(self):
+        cdef int i
+        for i in range(64):
+            self._rcache_key[i] = NULL
 
     # -------------------------------------------------------------- sizes
 
@@ -563,28 +583,25 @@ cdef class Context:
         finally:
             in_release(&f)
 
-    cdef Py_ssize_t _open(self, InBuf *c, InBuf *m, unsigned char *out, Py_ssize_t outlen,
-                          uint64_t *kid_out, uint64_t *ctr_out, bint check_out) except -1:
-        """Parse, look up, replay-check, decrypt, advance the window; return the
-        plaintext length or raise."""
-        cdef uint64_t kid = 0, ctr = 0
-        cdef size_t hlen = 0
-        cdef int rc
-        cdef _Key key
-        cdef Py_ssize_t ptlen
-        if of_hdr_decode(c.ptr, <size_t>c.len, &kid, &ctr, &hlen) != OF_OK:
+    cdef Py_ssize_t _parse(self, InBuf *c, uint64_t *kid, uint64_t *ctr, size_t *hlen) except -1:
+        """Parse the header of a ciphertext strictly; return the plaintext length."""
+        if of_hdr_decode(c.ptr, <size_t>c.len, kid, ctr, hlen) != OF_OK:
             raise MalformedHeaderError(_malformed_reason(c.len))
-        ptlen = c.len - <Py_ssize_t>hlen - self.nt
+        cdef Py_ssize_t ptlen = c.len - <Py_ssize_t>hlen[0] - self.nt
         if ptlen < 0:
             raise MalformedHeaderError("ciphertext is shorter than the authentication tag")
-        key = self._recv_key(kid)
+        return ptlen
+
+    cdef _Key _recv_key_or_raise(self, uint64_t kid):
+        cdef _Key key = self._recv_key(kid)
         if key is None:
             raise UnknownKeyError(f"no receive key for KID {kid}")
-        if check_out:
-            if outlen < ptlen:
-                raise BufferTooSmallError(f"out holds {outlen} bytes, {ptlen} needed")
-            if overlaps(c.ptr, c.len, out, outlen):
-                raise ValueError("out must not overlap ciphertext")
+        return key
+
+    cdef int _open(self, _Key key, InBuf *c, InBuf *m, size_t hlen, uint64_t kid, uint64_t ctr,
+                   unsigned char *out) except -1:
+        """Replay-check, decrypt, advance the window (under the key's lock); raise on failure."""
+        cdef int rc
         key_lock(key)
         rc = of_window_check(&key.w, ctr)
         if rc == OF_OK:
@@ -600,9 +617,26 @@ cdef class Context:
         key_unlock(key)
         if rc != OF_OK:
             raise _open_error(rc, kid, ctr)
-        kid_out[0] = kid
-        ctr_out[0] = ctr
-        return ptlen
+        return 0
+
+    cdef object _decrypt(self, object ciphertext, object metadata, uint64_t *kid, uint64_t *ctr):
+        cdef InBuf c, m
+        cdef size_t hlen
+        cdef Py_ssize_t ptlen
+        cdef _Key key
+        in_get(ciphertext, &c, "ciphertext")
+        try:
+            in_get(metadata, &m, "metadata")
+            try:
+                ptlen = self._parse(&c, kid, ctr, &hlen)
+                key = self._recv_key_or_raise(kid[0])
+                out = PyBytes_FromStringAndSize(NULL, ptlen)
+                self._open(key, &c, &m, hlen, kid[0], ctr[0], <unsigned char *>PyBytes_AS_STRING(out))
+                return out
+            finally:
+                in_release(&m)
+        finally:
+            in_release(&c)
 
     def decrypt(self, ciphertext, metadata=b"") -> bytes:
         """Decrypt one SFrame ciphertext (the KID is read from its header).
@@ -610,30 +644,14 @@ cdef class Context:
         Raises MalformedHeaderError, UnknownKeyError, ReplayError or
         AuthenticationError; a failed decrypt changes no state.
         """
-        return self.decrypt_with_kid(ciphertext, metadata)[2]
+        cdef uint64_t kid, ctr
+        return self._decrypt(ciphertext, metadata, &kid, &ctr)
 
     def decrypt_with_kid(self, ciphertext, metadata=b"") -> tuple:
         """Like :meth:`decrypt`; returns ``(kid, ctr, plaintext)``."""
-        cdef InBuf c, m
-        cdef uint64_t kid, ctr, hk, hc
-        cdef size_t hlen
-        cdef Py_ssize_t ptlen
-        in_get(ciphertext, &c, "ciphertext")
-        try:
-            in_get(metadata, &m, "metadata")
-            try:
-                ptlen = 0
-                if of_hdr_decode(c.ptr, <size_t>c.len, &hk, &hc, &hlen) == OF_OK:
-                    ptlen = c.len - <Py_ssize_t>hlen - self.nt
-                    if ptlen < 0:
-                        ptlen = 0
-                out = PyBytes_FromStringAndSize(NULL, ptlen)
-                self._open(&c, &m, <unsigned char *>PyBytes_AS_STRING(out), ptlen, &kid, &ctr, False)
-                return (kid, ctr, out)
-            finally:
-                in_release(&m)
-        finally:
-            in_release(&c)
+        cdef uint64_t kid, ctr
+        out = self._decrypt(ciphertext, metadata, &kid, &ctr)
+        return (kid, ctr, out)
 
     def decrypt_into(self, ciphertext, out, metadata=b"") -> int:
         """Decrypt into the writable buffer ``out``; return the plaintext length.
@@ -643,13 +661,23 @@ cdef class Context:
         cdef InBuf c, m
         cdef Py_buffer o
         cdef uint64_t kid, ctr
+        cdef size_t hlen
+        cdef Py_ssize_t ptlen
+        cdef _Key key
         in_get(ciphertext, &c, "ciphertext")
         try:
             in_get(metadata, &m, "metadata")
             try:
                 out_get(out, &o)
                 try:
-                    return self._open(&c, &m, <unsigned char *>o.buf, o.len, &kid, &ctr, True)
+                    ptlen = self._parse(&c, &kid, &ctr, &hlen)
+                    key = self._recv_key_or_raise(kid)
+                    if o.len < ptlen:
+                        raise BufferTooSmallError(f"out holds {o.len} bytes, {ptlen} needed")
+                    if overlaps(c.ptr, c.len, <unsigned char *>o.buf, o.len):
+                        raise ValueError("out must not overlap ciphertext")
+                    self._open(key, &c, &m, hlen, kid, ctr, <unsigned char *>o.buf)
+                    return ptlen
                 finally:
                     PyBuffer_Release(&o)
             finally:
@@ -962,8 +990,14 @@ cdef object _check_offsets(object offsets, object data):
     cdef const int64_t *o
     cdef Py_ssize_t i, n
     try:
-        offs = np.ascontiguousarray(offsets, dtype=np.int64)
+        raw = np.asarray(offsets)
     except (TypeError, ValueError):
+        raise TypeError("offsets must be a sequence of integers") from None
+    if raw.size and raw.dtype.kind not in "iu":
+        raise TypeError(f"offsets must be integers, not {raw.dtype}")
+    try:
+        offs = np.ascontiguousarray(raw, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
         raise TypeError("offsets must be a sequence of int64") from None
     if offs.ndim != 1 or offs.shape[0] < 1:
         raise ValueError("offsets must be a 1-d array of n+1 offsets")

@@ -1,0 +1,463 @@
+"""Asyncio client of the delivery service: ordered log entries in, appends out, reconnects by itself.
+
+Usage::
+
+    client = DeliveryClient("ws://127.0.0.1:8765", "room-1", token, "alice")
+    await client.connect()                       # first connection; raises typed errors
+    seq = await client.append("commit", payload, expected_seq=client.last_seq + 1)
+    async for entry in client:                   # every entry of the room, in log order
+        ...
+    await client.close()                         # BYE: a LEFT notice is appended
+
+Guarantees: entries are delivered in order, each exactly once, across reconnects (the client
+resumes from the last sequence number it received; a gap from the server is a fatal
+:class:`~.errors.ProtocolError`).  An append whose connection drops before its answer raises
+:class:`~.errors.ConnectionLostError`: its outcome is unknown (use ``expected_seq`` to make a
+retry safe).  Fatal server refusals (wrong token, room not allowed, bad resume, unsupported
+version, superseded, abuse) end the client: the iterator raises the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from . import protocol as P
+from .entry import EntryType, LogEntry, check_id, check_kind, check_seq
+from .errors import (
+    ClientClosedError,
+    ConnectionLostError,
+    ErrorCode,
+    MalformedFrameError,
+    ProtocolError,
+    ServerError,
+    server_error_for,
+)
+
+__all__ = ["DeliveryClient"]
+
+logger = logging.getLogger("orange_fast.delivery.client")
+
+_END = object()
+
+# Server refusals after which reconnecting cannot help.
+_FINAL = frozenset(
+    {
+        ErrorCode.AUTH_FAILED,
+        ErrorCode.ROOM_NOT_ALLOWED,
+        ErrorCode.BAD_RESUME,
+        ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.SUPERSEDED,
+        ErrorCode.ABUSE,
+        ErrorCode.MALFORMED_FRAME,
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.UNEXPECTED_FRAME,
+        ErrorCode.MESSAGE_TOO_LARGE,
+    }
+)
+
+EntryCallback = Callable[[LogEntry], "Awaitable[None] | None"]
+
+
+class DeliveryClient:
+    """One client id in one room.
+
+    Args:
+        url: ``ws://host:port`` of the server.
+        room, token, client_id: see the protocol's HELLO.
+        resume_from: last sequence number already processed (0 = read the room from the start).
+        join_payload: opaque bytes for the JOINED notice when this client becomes present.
+        reconnect: reconnect automatically (exponential backoff with jitter) after a lost connection.
+        backoff_initial, backoff_max: reconnect delays in seconds.
+        connect_timeout: seconds for the WebSocket handshake plus READY.
+        max_frame_size: largest WebSocket message accepted from the server.
+        on_entry: optional callback (sync or async) called for each entry, in order, before the
+            entry is available to the iterator.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        token: bytes,
+        client_id: str,
+        *,
+        resume_from: int = 0,
+        join_payload: bytes = b"",
+        reconnect: bool = True,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 2.0,
+        connect_timeout: float = 5.0,
+        max_frame_size: int = 64 * 1024 * 1024,
+        on_entry: EntryCallback | None = None,
+    ) -> None:
+        check_id(room, "room id")
+        check_id(client_id, "client id")
+        check_seq(resume_from, "resume_from")
+        P.Hello(room, token, client_id, resume_from, join_payload)  # validates token and payload
+        if not 0 < backoff_initial <= backoff_max:
+            raise ValueError("need 0 < backoff_initial <= backoff_max")
+        self.url = url
+        self.room = room
+        self.client_id = client_id
+        self._token = token
+        self._join_payload = join_payload
+        self._last_seq = resume_from
+        self.reconnect = reconnect
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.connect_timeout = connect_timeout
+        self.max_frame_size = max_frame_size
+        self._on_entry = on_entry
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._request_ids = itertools.count(1)
+        self._ws: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._finished = False
+        self._failure: BaseException | None = None
+        self.ready: P.Ready | None = None
+        """The last READY frame received."""
+        self.join_seq = 0
+        """Sequence number of this client's latest JOINED notice (0 until one is seen)."""
+        self.connections = 0
+        """How many times a connection reached READY."""
+
+    def __repr__(self) -> str:
+        return f"DeliveryClient(url={self.url!r}, room={self.room!r}, client_id={self.client_id!r}, last_seq={self._last_seq})"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the last entry received (the resume point)."""
+        return self._last_seq
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that ended the client, if any."""
+        return self._failure
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until a connection is READY (raises the failure if the client ended)."""
+        if self._failure is not None:
+            raise self._failure
+        if self._finished:
+            raise ClientClosedError("client closed")
+        if self._connected.is_set():
+            return
+        waiter = asyncio.ensure_future(self._connected.wait())
+        done_task = self._run_task
+        try:
+            wait_for = {waiter} if done_task is None else {waiter, done_task}
+            await asyncio.wait(wait_for, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if self._connected.is_set():
+            return
+        if self._failure is not None:
+            raise self._failure
+        if self._finished:
+            raise ClientClosedError("client closed")
+        raise asyncio.TimeoutError("not connected in time")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self) -> P.Ready:
+        """Make the first connection (raising its error if it fails), then keep it alive."""
+        if self._run_task is not None:
+            raise RuntimeError("connect() called twice")
+        first: asyncio.Future[P.Ready] = asyncio.get_running_loop().create_future()
+        self._run_task = asyncio.get_running_loop().create_task(self._run(first))
+        return await first
+
+    async def close(self, *, leave: bool = True, timeout: float = 5.0) -> None:
+        """Stop the client.  With ``leave`` (default) send BYE first so a LEFT notice is appended.
+
+        Without ``leave`` (or if not connected) the server keeps the client present until its
+        eviction timeout, and a later client with the same id and ``resume_from`` resumes.
+        """
+        if self._closing:
+            if self._run_task is not None:
+                await asyncio.gather(self._run_task, return_exceptions=True)
+            return
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            try:
+                if leave:
+                    await ws.send(P.encode(P.Bye()))
+                    await asyncio.wait_for(ws.wait_closed(), timeout)  # the server closes after LEFT
+                else:
+                    await asyncio.wait_for(ws.close(), timeout)
+            except (ConnectionClosed, asyncio.TimeoutError, OSError):
+                pass
+        if self._run_task is not None:
+            self._run_task.cancel()
+            await asyncio.gather(self._run_task, return_exceptions=True)
+        self._finish(None)
+
+    async def __aenter__(self) -> DeliveryClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ API
+
+    async def append(self, kind: str, payload: bytes, expected_seq: int | None = None, *, timeout: float = 10.0) -> int:
+        """Append ``payload`` under ``kind``; return its sequence number.
+
+        With ``expected_seq``, the append only happens if the entry gets exactly that sequence
+        number; otherwise :class:`~.errors.ServerSequenceConflictError` (``.seq`` = current head).
+        Waits for a connection if the client is reconnecting.
+        """
+        check_kind(kind)
+        payload = bytes(payload)
+        if expected_seq is not None:
+            check_seq(expected_seq, "expected_seq", minimum=1)
+        await self.wait_connected(timeout)
+        ws = self._ws
+        if ws is None:
+            raise ConnectionLostError("connection lost before the append was sent")
+        request_id = self._next_request_id()
+        frame = P.Append(request_id, kind, payload, expected_seq or 0)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await ws.send(P.encode(frame))
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except ConnectionClosed:
+            raise ConnectionLostError("connection lost during append") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def next_entry(self, timeout: float | None = None) -> LogEntry:
+        """The next entry in log order (raises the client's failure, or ClientClosedError, at the end)."""
+        item = await asyncio.wait_for(self._queue.get(), timeout)
+        if item is _END:
+            self._queue.put_nowait(_END)  # keep the end visible to other readers
+            if self._failure is not None:
+                raise self._failure
+            raise ClientClosedError("client closed")
+        return item  # type: ignore[no-any-return]
+
+    async def entries(self) -> AsyncIterator[LogEntry]:
+        """Every entry in log order until the client is closed (then the iterator ends)."""
+        while True:
+            try:
+                yield await self.next_entry()
+            except ClientClosedError:
+                return
+
+    def __aiter__(self) -> AsyncIterator[LogEntry]:
+        return self.entries()
+
+    def abort_connection(self) -> None:
+        """Drop the current connection abruptly, as a network failure would.
+
+        The client reconnects (if ``reconnect``) and resumes after :attr:`last_seq`; the
+        server keeps it present meanwhile.  Useful to force a resync, and in tests.
+        """
+        ws = self._ws
+        if ws is not None:
+            ws.transport.abort()
+
+    # ------------------------------------------------------------------ internals
+
+    def _next_request_id(self) -> int:
+        while True:
+            rid = next(self._request_ids) % (1 << 32)
+            if rid and rid not in self._pending:
+                return rid
+
+    def _finish(self, failure: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if failure is not None and self._failure is None:
+            self._failure = failure
+        self._fail_pending(ClientClosedError("client closed") if failure is None else failure)
+        self._queue.put_nowait(_END)
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: the awaiting append may already be gone
+
+    async def _run(self, first: asyncio.Future[P.Ready]) -> None:
+        backoff = self.backoff_initial
+        try:
+            while not self._closing:
+                try:
+                    ws = await asyncio.wait_for(
+                        connect(
+                            self.url,
+                            compression=None,
+                            ping_interval=None,
+                            max_size=self.max_frame_size,
+                            open_timeout=self.connect_timeout,
+                            close_timeout=2.0,
+                        ),
+                        self.connect_timeout,
+                    )
+                except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+                    if not first.done():
+                        first.set_exception(ConnectionLostError(f"cannot connect: {type(exc).__name__}"))
+                        self._finish(None)
+                        return
+                    await self._sleep_backoff(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                except InvalidURI as exc:
+                    error = ValueError(f"invalid URL: {exc}")
+                    if not first.done():
+                        first.set_exception(error)
+                    self._finish(error)
+                    return
+                try:
+                    ready = await self._hello(ws)
+                    self._ws = ws
+                    self.ready = ready
+                    self.connections += 1
+                    self._connected.set()
+                    if not first.done():
+                        first.set_result(ready)
+                    backoff = self.backoff_initial
+                    await self._session(ws, ready)
+                except ServerError as exc:
+                    if exc.code in _FINAL:
+                        if not first.done():
+                            first.set_exception(exc)
+                        self._finish(exc)
+                        return
+                    logger.info("connection ended by server: %s", exc.code.name)
+                except ProtocolError as exc:  # the server broke the protocol: do not trust it further
+                    if not first.done():
+                        first.set_exception(exc)
+                    self._finish(exc)
+                    return
+                except (ConnectionClosed, OSError, asyncio.TimeoutError):
+                    pass
+                finally:
+                    self._ws = None
+                    self._connected.clear()
+                    self._fail_pending(ConnectionLostError("connection lost"))
+                    await ws.close()
+                if not first.done():
+                    first.set_exception(ConnectionLostError("connection lost before READY"))
+                    self._finish(None)
+                    return
+                if self._closing:
+                    break
+                if not self.reconnect:
+                    self._finish(ConnectionLostError("connection lost and reconnect is off"))
+                    return
+                await self._sleep_backoff(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+        except asyncio.CancelledError:
+            if not first.done():
+                first.set_exception(ClientClosedError("client closed"))
+            raise
+        finally:
+            if self._closing:
+                self._finish(None)
+
+    async def _sleep_backoff(self, backoff: float) -> None:
+        await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+
+    async def _hello(self, ws: ClientConnection) -> P.Ready:
+        hello = P.Hello(self.room, self._token, self.client_id, self._last_seq, self._join_payload)
+        await ws.send(P.encode(hello))
+        message = await asyncio.wait_for(ws.recv(), self.connect_timeout)
+        try:
+            frame = P.decode_server_frame(message)
+        except MalformedFrameError as exc:
+            raise ProtocolError(f"malformed frame from server: {exc}") from None
+        if isinstance(frame, P.Error):
+            raise server_error_for(frame.code, frame.detail, fatal=frame.fatal, seq=frame.seq)
+        if not isinstance(frame, P.Ready):
+            raise ProtocolError("expected READY")
+        if frame.head_seq < self._last_seq:
+            raise ProtocolError("server log is behind this client's resume point")
+        return frame
+
+    async def _session(self, ws: ClientConnection, ready: P.Ready) -> None:
+        loop = asyncio.get_running_loop()
+        last_rx = loop.time()
+        # The server pings every heartbeat interval; silence for the eviction timeout means a dead link.
+        silence_limit = max(ready.eviction_timeout_ms, ready.heartbeat_interval_ms * 2, 1) / 1000.0
+
+        async def watchdog() -> None:
+            while True:
+                remaining = silence_limit - (loop.time() - last_rx)
+                if remaining <= 0:
+                    logger.info("server silent for %.3fs: reconnecting", silence_limit)
+                    ws.transport.abort()
+                    return
+                await asyncio.sleep(remaining)
+
+        guard = loop.create_task(watchdog())
+        try:
+            async for message in ws:
+                last_rx = loop.time()
+                try:
+                    frame = P.decode_server_frame(message)
+                except MalformedFrameError as exc:
+                    raise ProtocolError(f"malformed frame from server: {exc}") from None
+                if isinstance(frame, LogEntry):
+                    await self._deliver(frame)
+                elif isinstance(frame, P.AppendOk):
+                    future = self._pending.get(frame.request_id)
+                    if future is not None and not future.done():
+                        future.set_result(frame.seq)
+                elif isinstance(frame, P.Error):
+                    error = server_error_for(frame.code, frame.detail, fatal=frame.fatal, seq=frame.seq)
+                    future = self._pending.get(frame.request_id) if frame.request_id else None
+                    if future is not None and not future.done():
+                        future.set_exception(error)
+                    if frame.fatal:
+                        raise error
+                    if future is None:
+                        logger.info("server error: %s", frame.code.name)
+                elif isinstance(frame, P.Ping):
+                    await ws.send(P.encode(P.Pong(frame.nonce)))
+                elif isinstance(frame, P.Pong):
+                    pass
+                else:
+                    raise ProtocolError("unexpected READY")
+        finally:
+            guard.cancel()
+
+    async def _deliver(self, entry: LogEntry) -> None:
+        if entry.seq <= self._last_seq:
+            return  # already delivered (defensive: the server resumes after last_seq)
+        if entry.seq != self._last_seq + 1:
+            raise ProtocolError(f"gap in the log: got seq {entry.seq} after {self._last_seq}")
+        self._last_seq = entry.seq
+        if entry.entry_type == EntryType.JOINED and entry.sender == self.client_id:
+            self.join_seq = entry.seq
+        if self._on_entry is not None:
+            try:
+                result = self._on_entry(entry)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # a consumer bug must not break delivery
+                logger.exception("on_entry callback failed at seq %d", entry.seq)
+        self._queue.put_nowait(entry)
+
