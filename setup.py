@@ -22,15 +22,18 @@ HERE = Path(__file__).resolve().parent
 SFRAME = HERE / "src" / "orange_fast" / "sframe"
 
 
+STATIC_LIB = "libcrypto.lib" if sys.platform == "win32" else "libcrypto.a"
+
+
 def _openssl_dir() -> Path | None:
     env = os.environ.get("ORANGE_FAST_OPENSSL_DIR")
     candidates = [Path(env)] if env else [HERE / "build" / "openssl"]
     for cand in candidates:
         for libdir in ("lib", "lib64"):
-            if (cand / libdir / "libcrypto.a").is_file() and (cand / "include" / "openssl" / "evp.h").is_file():
+            if (cand / libdir / STATIC_LIB).is_file() and (cand / "include" / "openssl" / "evp.h").is_file():
                 return cand
     if env:
-        sys.exit(f"ORANGE_FAST_OPENSSL_DIR={env} holds no lib/libcrypto.a and include/openssl")
+        sys.exit(f"ORANGE_FAST_OPENSSL_DIR={env} holds no lib/{STATIC_LIB} and include/openssl")
     return None
 
 
@@ -48,11 +51,11 @@ def _extension_kwargs() -> dict:
               "(slow on old OpenSSL; run scripts/fetch-openssl.sh)", file=sys.stderr)
         kw["libraries"] = ["libcrypto"] if windows else ["crypto"]
         return kw
-    libdir = ossl / ("lib" if (ossl / "lib" / "libcrypto.a").is_file() else "lib64")
+    libdir = ossl / ("lib" if (ossl / "lib" / STATIC_LIB).is_file() else "lib64")
     kw["include_dirs"].insert(0, str(ossl / "include"))
     kw["define_macros"].append(("ORANGE_FAST_STATIC_OPENSSL", "1"))
     # libcrypto first; the compression libraries a distribution's libcrypto may use after it
-    kw["extra_objects"] = [str(libdir / "libcrypto.a")] + [
+    kw["extra_objects"] = [str(libdir / STATIC_LIB)] + [
         str(libdir / lib) for lib in ("libzstd.a", "libz.a") if (libdir / lib).is_file()
     ]
     if sys.platform.startswith("linux"):
