@@ -3,6 +3,7 @@
 Public names:
 
 * ``Writer`` -- append-only encoder: ``u8/u16/u32/u64``, ``varint``, ``opaque`` (``opaque<V>``), ``raw``,
+  ``u16_vector``/``u32_vector`` (fast paths for integer vectors),
   ``vector(items, encode_item)``, ``optional(value, encode_item)``, ``struct(obj)``, ``getvalue()``.
 * ``Reader`` -- strict decoder over bytes: the same methods (``u8 ... u64``, ``varint``, ``opaque``, ``raw(n)``,
   ``vector(decode_item)``, ``optional(decode_item)``, ``struct(cls)``), plus ``remaining``, ``at_end``,
@@ -157,6 +158,20 @@ class Writer:
         self._buf += sub._buf
         return self
 
+    def u16_vector(self, items: "list[int]") -> "Writer":
+        """``uint16 items<V>`` (fast path)."""
+        n = len(items)
+        self._buf += encode_varint(2 * n)
+        self._buf += _struct.pack(f">{n}H", *items)
+        return self
+
+    def u32_vector(self, items: "list[int]") -> "Writer":
+        """``uint32 items<V>`` (fast path)."""
+        n = len(items)
+        self._buf += encode_varint(4 * n)
+        self._buf += _struct.pack(f">{n}I", *items)
+        return self
+
     def optional(self, value: Optional[T], encode_item: Optional[Callable[["Writer", T], Any]] = None) -> "Writer":
         """``optional<T>``: uint8 presence flag (0/1) then the value."""
         if value is None:
@@ -288,6 +303,22 @@ class Reader:
         while sub._pos < sub._end:
             out.append(fn(sub))
         return out
+
+    def u16_vector(self) -> "list[int]":
+        """``uint16 items<V>`` (fast path)."""
+        n = self.varint()
+        if n & 1:
+            raise DecodeError("uint16 vector length is odd")
+        p = self._take(n)
+        return list(_struct.unpack_from(f">{n // 2}H", self._data, p))
+
+    def u32_vector(self) -> "list[int]":
+        """``uint32 items<V>`` (fast path)."""
+        n = self.varint()
+        if n & 3:
+            raise DecodeError("uint32 vector length is not a multiple of 4")
+        p = self._take(n)
+        return list(_struct.unpack_from(f">{n // 4}I", self._data, p))
 
     def optional(self, decode_item: Callable[["Reader"], T] | Type[T]) -> Optional[T]:
         """``optional<T>``: presence flag must be 0 or 1."""

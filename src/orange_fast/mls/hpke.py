@@ -18,14 +18,13 @@ a malformed public key passed to ``encap``; ``ValueError`` for bad local argumen
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import os
 from enum import IntEnum
 from functools import lru_cache
 from typing import Optional
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization as _ser
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
@@ -97,6 +96,8 @@ def kdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 def kdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand."""
     nh = _HASH_LEN[hash_name]
+    if length <= nh:  # single block: the common case
+        return hmac.digest(prk, info + b"\x01", hash_name)[:length]
     if length > 255 * nh:
         raise ValueError("HKDF-Expand length too large")
     out = bytearray()
@@ -126,6 +127,11 @@ class _Labeled:
         return kdf_expand(
             self.hash_name, prk, length.to_bytes(2, "big") + _HPKE_V1 + self.suite_id + label + info, length
         )
+
+
+@lru_cache(maxsize=64)
+def _labeled_extract_memo(hash_name: str, suite_id: bytes, label: bytes, data: bytes) -> bytes:
+    return kdf_extract(hash_name, b"", _HPKE_V1 + suite_id + label + data)
 
 
 class DHKEM:
@@ -173,7 +179,7 @@ class DHKEM:
                 return x25519.X25519PrivateKey.from_private_bytes(bytes(sk))
             if self.kem_id == KEM.DHKEM_X448_HKDF_SHA512:
                 return x448.X448PrivateKey.from_private_bytes(bytes(sk))
-            if len(sk) != self.n_sk:
+            if not 0 < len(sk) <= self.n_sk:  # big-endian scalar (leading zeros may be dropped)
                 raise ValueError("bad private key length")
             v = int.from_bytes(sk, "big")
             if not 0 < v < self._order:
@@ -197,17 +203,13 @@ class DHKEM:
             raise InvalidPublicKeyError("invalid HPKE public key") from None
 
     def _ser_public(self, key) -> bytes:  # type: ignore[no-untyped-def]
-        from cryptography.hazmat.primitives import serialization as s
-
         if self.curve is None:
-            return key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
-        return key.public_bytes(s.Encoding.X962, s.PublicFormat.UncompressedPoint)
+            return key.public_bytes(_ser.Encoding.Raw, _ser.PublicFormat.Raw)
+        return key.public_bytes(_ser.Encoding.X962, _ser.PublicFormat.UncompressedPoint)
 
     def _ser_private(self, key) -> bytes:  # type: ignore[no-untyped-def]
-        from cryptography.hazmat.primitives import serialization as s
-
         if self.curve is None:
-            return key.private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption())
+            return key.private_bytes(_ser.Encoding.Raw, _ser.PrivateFormat.Raw, _ser.NoEncryption())
         return key.private_numbers().private_value.to_bytes(self.n_sk, "big")
 
     def validate_public_key(self, pk: bytes) -> None:
@@ -218,9 +220,24 @@ class DHKEM:
         """The serialised public key of a serialised private key."""
         return self._ser_public(self._load_private(sk).public_key())
 
+    def _generate_obj(self):  # type: ignore[no-untyped-def]
+        if self.kem_id == KEM.DHKEM_X25519_HKDF_SHA256:
+            return x25519.X25519PrivateKey.generate()
+        if self.kem_id == KEM.DHKEM_X448_HKDF_SHA512:
+            return x448.X448PrivateKey.generate()
+        return ec.generate_private_key(self.curve)  # type: ignore[arg-type]
+
     def generate_key_pair(self) -> tuple[bytes, bytes]:
         """A fresh random key pair ``(sk, pk)``."""
-        return self.derive_key_pair(os.urandom(self.n_sk))
+        k = self._generate_obj()
+        return self._ser_private(k), self._ser_public(k.public_key())
+
+    def _ephemeral(self, ikm_e: Optional[bytes]):  # type: ignore[no-untyped-def]
+        if ikm_e is not None:
+            sk_e, pk_e = self.derive_key_pair(ikm_e)
+            return self._load_private(sk_e), pk_e
+        k = self._generate_obj()
+        return k, self._ser_public(k.public_key())
 
     def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
         """RFC 9180 §7.1.3 DeriveKeyPair: deterministic ``(sk, pk)`` from ``ikm``."""
@@ -257,8 +274,8 @@ class DHKEM:
     def encap(self, pk_r: bytes, ikm_e: Optional[bytes] = None) -> tuple[bytes, bytes]:
         """Encap(pkR) -> ``(shared_secret, enc)``; ``ikm_e`` makes it deterministic (tests)."""
         pk_obj = self._load_public(pk_r)
-        sk_e, pk_e = self.derive_key_pair(ikm_e) if ikm_e is not None else self.generate_key_pair()
-        dh = self._dh(self._load_private(sk_e), pk_obj)
+        sk_e_obj, pk_e = self._ephemeral(ikm_e)
+        dh = self._dh(sk_e_obj, pk_obj)
         return self._extract_and_expand(dh, pk_e + bytes(pk_r)), pk_e
 
     def decap(self, enc: bytes, sk_r: bytes) -> bytes:
@@ -274,9 +291,9 @@ class DHKEM:
     def auth_encap(self, pk_r: bytes, sk_s: bytes, ikm_e: Optional[bytes] = None) -> tuple[bytes, bytes]:
         """AuthEncap(pkR, skS) -> ``(shared_secret, enc)``."""
         pk_obj = self._load_public(pk_r)
-        sk_e, pk_e = self.derive_key_pair(ikm_e) if ikm_e is not None else self.generate_key_pair()
+        sk_e_obj, pk_e = self._ephemeral(ikm_e)
         sk_s_obj = self._load_private(sk_s)
-        dh = self._dh(self._load_private(sk_e), pk_obj) + self._dh(sk_s_obj, pk_obj)
+        dh = self._dh(sk_e_obj, pk_obj) + self._dh(sk_s_obj, pk_obj)
         kem_context = pk_e + bytes(pk_r) + self._ser_public(sk_s_obj.public_key())
         return self._extract_and_expand(dh, kem_context), pk_e
 
@@ -364,6 +381,11 @@ class HPKESuite:
             return ChaCha20Poly1305(key)
         return AESGCM(key)
 
+    def _labeled_hash(self, label: bytes, data: bytes) -> bytes:
+        """LabeledExtract("", label, data) for public inputs, memoised (one commit encrypts to many nodes
+        with the same info)."""
+        return _labeled_extract_memo(self.hash_name, self._lab.suite_id, label, data)
+
     def key_schedule_secrets(
         self, mode: int, shared_secret: bytes, info: bytes, psk: bytes = b"", psk_id: bytes = b""
     ) -> tuple[bytes, bytes, bytes, bytes]:
@@ -373,8 +395,8 @@ class HPKESuite:
             raise ValueError("inconsistent PSK inputs")
         if has_psk != (mode in (MODE_PSK, MODE_AUTH_PSK)):
             raise ValueError("PSK input does not match the mode")
-        psk_id_hash = self._lab.extract(b"", b"psk_id_hash", bytes(psk_id))
-        info_hash = self._lab.extract(b"", b"info_hash", bytes(info))
+        psk_id_hash = self._labeled_hash(b"psk_id_hash", bytes(psk_id))
+        info_hash = self._labeled_hash(b"info_hash", bytes(info))
         ksc = bytes((mode,)) + psk_id_hash + info_hash
         secret = self._lab.extract(shared_secret, b"secret", bytes(psk))
         key = self._lab.expand(secret, b"key", ksc, self.nk) if self.nk else b""
@@ -434,7 +456,3 @@ class HPKESuite:
     def open_base(self, enc: bytes, sk_r: bytes, info: bytes, aad: bytes, ct: bytes) -> bytes:
         """OpenBase -> plaintext; ``DecryptionError`` on failure."""
         return self.setup_base_r(enc, sk_r, info).open(aad, ct)
-
-
-def _sha(hash_name: str) -> "hashlib._Hash":  # pragma: no cover - helper for callers
-    return hashlib.new(hash_name)

@@ -31,7 +31,7 @@ import hmac
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, List, Optional, Union
+from typing import List, Optional, Union
 
 from .codec import Reader, Struct, Writer, decode_enum
 from .errors import DecodeError, InvalidSignatureError
@@ -130,11 +130,11 @@ class NodeType(IntEnum):
 
 
 def _u16_list(w: Writer, items: List[int]) -> None:
-    w.vector(items, Writer.u16)
+    w.u16_vector(items)
 
 
 def _u32_list(w: Writer, items: List[int]) -> None:
-    w.vector(items, Writer.u32)
+    w.u32_vector(items)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -212,8 +212,7 @@ class Capabilities(Struct):
 
     @classmethod
     def decode(cls, r: Reader) -> "Capabilities":
-        f = Reader.u16
-        return cls(r.vector(f), r.vector(f), r.vector(f), r.vector(f), r.vector(f))
+        return cls(r.u16_vector(), r.u16_vector(), r.u16_vector(), r.u16_vector(), r.u16_vector())
 
 
 def default_capabilities(suite: int) -> Capabilities:
@@ -329,7 +328,7 @@ class ParentNode(Struct):
 
     @classmethod
     def decode(cls, r: Reader) -> "ParentNode":
-        return cls(r.opaque(), r.opaque(), r.vector(Reader.u32))
+        return cls(r.opaque(), r.opaque(), r.u32_vector())
 
 
 NodeValue = Union[LeafNode, ParentNode]
@@ -572,8 +571,7 @@ class RequiredCapabilities(Struct):
 
     @classmethod
     def decode(cls, r: Reader) -> "RequiredCapabilities":
-        f = Reader.u16
-        return cls(r.vector(f), r.vector(f), r.vector(f))
+        return cls(r.u16_vector(), r.u16_vector(), r.u16_vector())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -830,6 +828,9 @@ class PathSecret(Struct):
     @classmethod
     def decode(cls, r: Reader) -> "PathSecret":
         return cls(r.opaque())
+
+    def __repr__(self) -> str:
+        return "PathSecret(...)"
 
 
 @dataclass

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from enum import IntEnum
 from functools import lru_cache
 from typing import Union
@@ -107,6 +106,18 @@ def _label_bytes(label: Label) -> bytes:
     return label.encode("ascii") if isinstance(label, str) else bytes(label)
 
 
+@lru_cache(maxsize=256)
+def _mls_label_cached(label: Union[str, bytes]) -> bytes:
+    return _opaque(_MLS_PREFIX + _label_bytes(label))
+
+
+def _mls_label(label: Label) -> bytes:
+    """``opaque label<V> = "MLS 1.0 " + Label`` (cached: labels are a small fixed set)."""
+    if not isinstance(label, (str, bytes)):
+        label = bytes(label)
+    return _mls_label_cached(label)
+
+
 def _opaque(data: bytes) -> bytes:
     return encode_varint(len(data)) + data
 
@@ -147,7 +158,7 @@ class Suite:
 
     def expand_with_label(self, secret: bytes, label: Label, context: bytes, length: int) -> bytes:
         """ExpandWithLabel (RFC 9420 §8): KDFLabel{length, "MLS 1.0 "+label, context}."""
-        info = length.to_bytes(2, "big") + _opaque(_MLS_PREFIX + _label_bytes(label)) + _opaque(bytes(context))
+        info = length.to_bytes(2, "big") + _mls_label(label) + _opaque(bytes(context))
         return kdf_expand(self.hash_name, secret, info, length)
 
     def derive_secret(self, secret: bytes, label: Label) -> bytes:
@@ -188,14 +199,14 @@ class Suite:
 
     def encrypt_with_label(self, public_key: bytes, label: Label, context: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
         """EncryptWithLabel -> ``(kem_output, ciphertext)`` (HPKE base mode, empty AAD)."""
-        info = _opaque(_MLS_PREFIX + _label_bytes(label)) + _opaque(bytes(context))
+        info = _mls_label(label) + _opaque(bytes(context))
         return self.hpke.seal_base(bytes(public_key), info, b"", bytes(plaintext))
 
     def decrypt_with_label(
         self, private_key: bytes, label: Label, context: bytes, kem_output: bytes, ciphertext: bytes
     ) -> bytes:
         """DecryptWithLabel; raises ``DecryptionError``."""
-        info = _opaque(_MLS_PREFIX + _label_bytes(label)) + _opaque(bytes(context))
+        info = _mls_label(label) + _opaque(bytes(context))
         return self.hpke.open_base(bytes(kem_output), bytes(private_key), info, b"", bytes(ciphertext))
 
     # -- signatures -------------------------------------------------------------------------------
@@ -207,7 +218,8 @@ class Suite:
             if sch == SignatureScheme.ed448:
                 return ed448.Ed448PrivateKey.from_private_bytes(bytes(priv))
             curve, _, n = _EC_CURVES[sch]
-            if len(priv) != n:
+            # big-endian scalar; some encoders drop leading zero bytes, so accept shorter encodings
+            if not 0 < len(priv) <= n:
                 raise ValueError
             return ec.derive_private_key(int.from_bytes(priv, "big"), curve())
         except (ValueError, TypeError):
@@ -241,7 +253,9 @@ class Suite:
         return priv, _ser_sig_public(k.public_key())
 
     def sign(self, priv: bytes, message: bytes) -> bytes:
-        key = self._load_sig_private(priv)
+        return self._sign_with_key(self._load_sig_private(priv), message)
+
+    def _sign_with_key(self, key, message: bytes) -> bytes:  # type: ignore[no-untyped-def]
         if self.signature_scheme in _EC_CURVES:
             _, h, _ = _EC_CURVES[self.signature_scheme]
             return key.sign(bytes(message), ec.ECDSA(h()))
@@ -262,7 +276,7 @@ class Suite:
 
     @staticmethod
     def _sign_content(label: Label, content: bytes) -> bytes:
-        return _opaque(_MLS_PREFIX + _label_bytes(label)) + _opaque(bytes(content))
+        return _mls_label(label) + _opaque(bytes(content))
 
     def sign_with_label(self, priv: bytes, label: Label, content: bytes) -> bytes:
         """SignWithLabel(SignatureKey, Label, Content)."""
@@ -326,12 +340,13 @@ def get_suite(cs: "int | CipherSuite | Suite") -> Suite:
 class SignatureKeyPair:
     """A member's signature key pair. ``repr`` shows the suite and a public-key fingerprint only."""
 
-    __slots__ = ("_suite", "_priv", "_pub")
+    __slots__ = ("_suite", "_priv", "_pub", "_key")
 
     def __init__(self, suite: "int | CipherSuite", private_key: bytes, public_key: bytes) -> None:
         self._suite = get_suite(suite)
         self._priv = bytes(private_key)
         self._pub = bytes(public_key)
+        self._key = None  # loaded private key object, cached on first use
 
     @classmethod
     def generate(cls, suite: "int | CipherSuite") -> "SignatureKeyPair":
@@ -358,7 +373,9 @@ class SignatureKeyPair:
         return self._priv
 
     def sign_with_label(self, label: Label, content: bytes) -> bytes:
-        return self._suite.sign_with_label(self._priv, label, content)
+        if self._key is None:
+            self._key = self._suite._load_sig_private(self._priv)
+        return self._suite._sign_with_key(self._key, Suite._sign_content(label, content))
 
     def verify_with_label(self, label: Label, content: bytes, signature: bytes) -> bool:
         return self._suite.verify_with_label(self._pub, label, content, signature)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import treemath as tm
 from .codec import Reader, Writer
@@ -108,8 +108,9 @@ class RatchetTree:
             self._hashes = [None]
             return
         width = len(self.nodes)
+        # the old tree becomes the left subtree with unchanged indices: its cached hashes stay valid
         self.nodes.extend([None] * (width + 1))
-        self._hashes = [None] * len(self.nodes)
+        self._hashes.extend([None] * (width + 1))
 
     def _truncate(self) -> None:
         # drop the right half while it is entirely blank (keep at least one leaf)
@@ -398,9 +399,6 @@ class RatchetTree:
         last = len(self.nodes)
         while last > 0 and self.nodes[last - 1] is None:
             last -= 1
-
-        def enc(wr: Writer, node: Optional[Node], idx: List[int] = [0]) -> None:  # noqa: B006
-            pass
 
         sub = Writer()
         for x in range(last):

@@ -21,7 +21,7 @@ import dataclasses
 import hmac
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from . import treemath as tm
 from .errors import DecryptionError, InvalidCommitError, InvalidTreeError, MLSError

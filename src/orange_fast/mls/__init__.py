@@ -1,0 +1,80 @@
+"""MLS (RFC 9420) for orange_fast: group key agreement for end-to-end encrypted calls.
+
+Public API::
+
+    from orange_fast import mls
+    suite = mls.CipherSuite(1)
+    signer = mls.SignatureKeyPair.generate(suite)
+    kp, kp_private = mls.KeyPackage.generate(suite, identity=b"alice", signer=signer)
+    group = mls.Group.create(suite, identity=b"alice", signer=signer)
+    out = group.add([kp.to_bytes()]); group.merge_pending_commit()
+    bob = mls.Group.join_from_welcome(out.welcome, kp_private)
+    group.export_secret(b"SFrame 1.0 Base Key", b"", 16)
+
+Every error is an ``MLSError`` subclass (see ``orange_fast.mls.errors``).
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ConfirmationTagError,
+    DecodeError,
+    DecryptionError,
+    InvalidCommitError,
+    InvalidGroupInfoError,
+    InvalidKeyPackageError,
+    InvalidLeafNodeError,
+    InvalidMessageError,
+    InvalidProposalError,
+    InvalidSignatureError,
+    InvalidTreeError,
+    InvalidWelcomeError,
+    MembershipTagError,
+    MissingProposalError,
+    MissingPSKError,
+    MLSError,
+    ReplayedMessageError,
+    StateError,
+    UnsupportedError,
+    WrongEpochError,
+    WrongGroupError,
+)
+from .group import CommitOutput, Group, Member, ProcessResult
+from .messages import Capabilities, Credential, Extension, ExtensionType, KeyPackage, KeyPackagePrivate
+from .suite import CipherSuite, SignatureKeyPair
+
+__all__ = [
+    "CipherSuite",
+    "SignatureKeyPair",
+    "KeyPackage",
+    "KeyPackagePrivate",
+    "Credential",
+    "Capabilities",
+    "Extension",
+    "ExtensionType",
+    "Group",
+    "Member",
+    "CommitOutput",
+    "ProcessResult",
+    "MLSError",
+    "DecodeError",
+    "DecryptionError",
+    "InvalidCommitError",
+    "InvalidGroupInfoError",
+    "InvalidKeyPackageError",
+    "InvalidLeafNodeError",
+    "InvalidMessageError",
+    "InvalidProposalError",
+    "InvalidSignatureError",
+    "InvalidTreeError",
+    "InvalidWelcomeError",
+    "MembershipTagError",
+    "MissingProposalError",
+    "MissingPSKError",
+    "ReplayedMessageError",
+    "StateError",
+    "UnsupportedError",
+    "WrongEpochError",
+    "WrongGroupError",
+    "ConfirmationTagError",
+]
