@@ -82,7 +82,7 @@ def _timed(fn: Callable[[], Any]) -> int:
 
 
 def _bench_case(suite: int, size: int, op: str, rounds: int) -> FrameCase:
-    n = max(16, min(256, CHUNK_BYTES // max(size, 1)))
+    n = max(16, min(1024, CHUNK_BYTES // max(size, 1)))
     frames = _frames(size, n)
     data, offs = _packed(frames)
     cs = CipherSuite(suite)
@@ -188,7 +188,7 @@ def _bench_case(suite: int, size: int, op: str, rounds: int) -> FrameCase:
 
 def _thread_scaling(size: int, rounds: int) -> dict[str, float]:
     """Throughput of 2 threads over 1, each thread with its own Context (AES-128-GCM)."""
-    n = max(16, min(256, CHUNK_BYTES // size))
+    n = max(16, min(1024, CHUNK_BYTES // size))
     frames = _frames(size, n)
     result: dict[str, float] = {}
     for mode in ("batch", "single"):

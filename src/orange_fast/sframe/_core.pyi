@@ -21,6 +21,9 @@ def openssl_version_number() -> int:
 def openssl_static() -> bool:
     """True when libcrypto is linked statically into the extension (the fast, intended build)."""
 
+def openssl_cpu_info() -> str:
+    """The CPU capability string OpenSSL detected (which AES/GCM code paths it can use)."""
+
 def encode_header(kid: int, ctr: int) -> bytes:
     """Encode an SFrame header (RFC 9605 §4.3) with the minimal encoding."""
 
@@ -41,11 +44,12 @@ class Context:
     suite: CipherSuite
     replay_window: int
     def __init__(self, suite: CipherSuite | int, *, replay_window: int = 128) -> None: ...
-    def add_send_key(self, kid: int, base_key: Buffer) -> None:
+    def add_send_key(self, kid: int, base_key: Buffer, *, start_counter: int | None = None) -> None:
         """Install the encryption key for ``kid``.
 
         A KID's send counter continues where it stopped if the KID is removed and
-        added again, so no (KID, CTR) is ever used twice within one Context.
+        added again, so no (KID, CTR) is ever used twice within one Context;
+        ``start_counter`` resumes a persisted sender (it may not go back).
         Raises ValueError if ``kid`` already has a key.
         """
     def add_receive_key(self, kid: int, base_key: Buffer) -> None:
@@ -112,8 +116,8 @@ class Context:
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int8]]:
         """Decrypt packed frames; returns ``(out, out_offsets, status)``.
 
-        ``status[i]`` is 0 on success, otherwise one of the ``STATUS_*`` codes
-        (the failed frame's slot in ``out`` is empty).
+        ``status[i]`` is 0 on success, otherwise one of the ``STATUS_*`` codes;
+        the failed frame's slot in ``out`` is empty (``out_offsets[i] == out_offsets[i+1]``).
         """
 
 STATUS_OK: int
