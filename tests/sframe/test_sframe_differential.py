@@ -167,3 +167,66 @@ def test_megabyte_frames(suite, kid, base_key, meta) -> None:
     assert ro.decrypt(ct, meta) == frame
     assert rc.decrypt(ct, meta) == frame
 
+
+
+_STATUS = {
+    sframe.MalformedHeaderError: sframe.STATUS_MALFORMED,
+    sframe.UnknownKeyError: sframe.STATUS_UNKNOWN_KEY,
+    sframe.AuthenticationError: sframe.STATUS_AUTH,
+    sframe.ReplayError: sframe.STATUS_REPLAY,
+}
+
+
+@examples(60)
+@given(
+    suite=suites, window=st.sampled_from([0, 1, 3, 64, 70]), data=st.data(),
+    picks=st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["ok", "flip", "cut", "kid"])), max_size=30),
+)
+def test_batches_equal_sequential_reference(suite, window, data, picks) -> None:
+    """decrypt_batch / decrypt_packed == the reference decrypting the same frames one by one."""
+    base = b"batch-diff"
+    tx = ref.Context(suite)
+    tx.add_send_key(5, base, start_counter=data.draw(st.integers(0, 2**40), label="start"))
+    tx.add_send_key(6, base)
+    pool = [tx.encrypt(5, bytes([i]) * i) for i in range(31)]
+    stray = tx.encrypt(6, b"kid 6 has no receive key")
+    frames = []
+    for i, how in picks:
+        ct = pool[i]
+        if how == "flip":
+            ct = ct[:-1] + bytes([ct[-1] ^ 0x40])
+        elif how == "cut":
+            ct = ct[: len(ct) // 2]
+        elif how == "kid":
+            ct = stray
+        frames.append(ct)
+    expected = []
+    oracle = ref.Context(suite, replay_window=window)
+    oracle.add_receive_key(5, base)
+    for ct in frames:
+        try:
+            expected.append(oracle.decrypt(ct))
+        except sframe.SFrameError as exc:
+            expected.append(type(exc))
+    core = sframe.Context(suite, replay_window=window)
+    core.add_receive_key(5, base)
+    assert core.decrypt_batch(frames, on_error="none") == [e if isinstance(e, bytes) else None for e in expected]
+    packed_rx = sframe.Context(suite, replay_window=window)
+    packed_rx.add_receive_key(5, base)
+    blob = np.frombuffer(b"".join(frames), np.uint8)
+    offs = np.cumsum([0] + [len(f) for f in frames], dtype=np.int64)
+    out, out_offs, status = packed_rx.decrypt_packed(blob, offs)
+    assert list(status) == [sframe.STATUS_OK if isinstance(e, bytes) else _STATUS[e] for e in expected]
+    assert [out[out_offs[i] : out_offs[i + 1]].tobytes() for i in range(len(frames))] == [
+        e if isinstance(e, bytes) else b"" for e in expected
+    ]
+    raise_rx = sframe.Context(suite, replay_window=window)
+    raise_rx.add_receive_key(5, base)
+    if all(isinstance(e, bytes) for e in expected):
+        assert raise_rx.decrypt_batch(frames) == expected
+    else:
+        with pytest.raises(sframe.BatchDecryptError) as info:
+            raise_rx.decrypt_batch(frames)
+        assert {i: type(e) for i, e in info.value.errors.items()} == {
+            i: e for i, e in enumerate(expected) if not isinstance(e, bytes)
+        }

@@ -97,3 +97,15 @@ def test_exceptions_are_typed() -> None:
     pt = rx.decrypt(buf)
     buf[:] = 0
     assert pt == b"abc"
+
+
+def test_reference_repr_has_no_key_material() -> None:
+    from orange_fast.sframe import reference as ref
+
+    ctx = ref.Context(1)
+    ctx.add_send_key(KID, BASE)
+    ctx.add_receive_key(KID + 1, BASE)
+    texts = repr(ctx) + repr(list(ctx._keys.values()))
+    for s in key_material_hex(sframe.CipherSuite(1), KID, BASE) + key_material_hex(sframe.CipherSuite(1), KID + 1, BASE):
+        assert s not in texts
+    assert str(BASE) not in texts

@@ -287,3 +287,51 @@ def test_stale_key_via_gc_finalizer() -> None:
         if len(pairs) != len(set(pairs)):
             found.append((countdown, _counters(cts), _counters(stolen)))
     assert not found, f"(KID, CTR) reused: {found}"
+
+
+@pytest.mark.parametrize("suite", [1, 4])
+def test_key_removal_during_nogil_work(suite) -> None:
+    """Keys removed and re-added while other threads run large (GIL-released) frames
+    through them: only SFrameError subclasses, no crash, no counter reuse."""
+    tx = sframe.Context(suite)
+    rx = sframe.Context(suite, replay_window=0)
+    for k in range(4):
+        tx.add_send_key(k, BASE)
+        rx.add_receive_key(k, BASE)
+    big = bytes(40_000)
+    cts = [tx.encrypt(k % 4, big) for k in range(24)]
+    stop = threading.Event()
+    made: list[bytes] = []
+    decrypted = [0]
+
+    def work(i):
+        rng = random.Random(i)
+        if i == 0:
+            for step in range(20_000):
+                k = rng.randrange(4)
+                for ctx, add in ((rx, rx.add_receive_key), (tx, tx.add_send_key)):
+                    try:
+                        ctx.remove_key(k)
+                    except sframe.UnknownKeyError:
+                        pass
+                    add(k, BASE)
+                if step >= 400 and decrypted[0] >= 20 and len(made) >= 40:
+                    break
+            stop.set()
+            return
+        while not stop.is_set():
+            try:
+                if i % 2:
+                    assert all(r in (None, big) for r in rx.decrypt_batch(cts, on_error="none"))
+                    assert rx.decrypt(cts[rng.randrange(len(cts))]) == big
+                    decrypted[0] += 1
+                else:
+                    made.extend(tx.encrypt_batch(rng.randrange(4), [big] * 3))
+                    made.append(tx.encrypt(rng.randrange(4), big))
+            except sframe.UnknownKeyError:
+                pass
+
+    run_threads(work, n=5)
+    assert decrypted[0] >= 20 and len(made) >= 40
+    pairs = Counter(sframe.decode_header(c)[:2] for c in made + cts)
+    assert max(pairs.values()) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from sframe_support import AES256, RFC
-from vectorfiles import read_vectors, skip_if_missing
+from vectorfiles import missing_reason, read_vectors, skip_if_missing
 
 from orange_fast import sframe
 from orange_fast.sframe import reference as ref
@@ -22,7 +22,9 @@ FULL_CASES = _rfc.get("sframe", []) + _aes256.get("sframe_aes_256_ctr_hmac", [])
 
 h = bytes.fromhex
 needs_rfc = skip_if_missing(RFC)
-needs_both = pytest.mark.skipif(not (_rfc and _aes256), reason="SFrame vector files missing (ORANGE_FAST_VECTORS)")
+needs_both = pytest.mark.skipif(
+    not (_rfc and _aes256), reason=missing_reason(RFC if not _rfc else AES256)
+)
 
 
 @needs_both

@@ -41,6 +41,9 @@ cdef extern from "Python.h":
     # Declared without Cython's exception check: the caller turns failures into TypeError.
     int _get_buffer "PyObject_GetBuffer"(object obj, Py_buffer *view, int flags)
     void PyErr_Clear()
+    PyObject *PyErr_Occurred()
+    # Without Cython's exception check: the caller tests PyErr_Occurred itself.
+    unsigned long long _as_u64 "PyLong_AsUnsignedLongLong"(object obj)
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
 
 MAX_HEADER_SIZE = 17
@@ -308,6 +311,8 @@ cdef class Context:
     cdef int nt
     cdef uint64_t _rcache_kid[64]
     cdef PyObject *_rcache_key[64]   # borrowed from _keys; cleared on every key change
+    cdef PyObject *_last_send        # borrowed from _keys; cleared on every key change
+    cdef uint64_t _last_send_kid
 
     def __init__(self, suite, *, replay_window=128):
         try:
@@ -438,7 +443,14 @@ cdef class Context:
 
     cdef inline _Key _send_key(self, object kid):
         cdef PyObject *p = NULL
+        cdef uint64_t k
         if PyLong_CheckExact(kid):
+            if self._last_send != NULL:
+                k = _as_u64(kid)
+                if k == UINT64_MAX and PyErr_Occurred() != NULL:
+                    PyErr_Clear()
+                elif k == self._last_send_kid:
+                    return <_Key>self._last_send
             p = PyDict_GetItemWithError(self._keys, kid)
         if p == NULL:
             kid = _as_kid(kid)
@@ -447,6 +459,8 @@ cdef class Context:
                 raise UnknownKeyError(f"no send key for KID {kid}")
         if not (<_Key>p).send:
             raise UnknownKeyError(f"KID {kid} is a receive key, not a send key")
+        self._last_send = p
+        self._last_send_kid = (<_Key>p).kid
         return <_Key>p
 
     cdef inline _Key _recv_key(self, uint64_t kid):
@@ -470,6 +484,7 @@ cdef class Context:
         cdef int i
         for i in range(64):
             self._rcache_key[i] = NULL
+        self._last_send = NULL
 
     # -------------------------------------------------------------- sizes
 
@@ -569,6 +584,8 @@ cdef class Context:
                         raise ValueError("frame or metadata too large")
                     if overlaps(f.ptr, f.len, <unsigned char *>o.buf, o.len):
                         raise ValueError("out must not overlap frame")
+                    if overlaps(m.ptr, m.len, <unsigned char *>o.buf, o.len):
+                        raise ValueError("out must not overlap metadata")
                     if key.exhausted:
                         raise CounterExhaustedError(f"send counter of KID {key.kid} is exhausted")
                     size = of_hdr_len(key.kid, key.next_ctr) + f.len + self.nt
@@ -676,6 +693,8 @@ cdef class Context:
                         raise BufferTooSmallError(f"out holds {o.len} bytes, {ptlen} needed")
                     if overlaps(c.ptr, c.len, <unsigned char *>o.buf, o.len):
                         raise ValueError("out must not overlap ciphertext")
+                    if overlaps(m.ptr, m.len, <unsigned char *>o.buf, o.len):
+                        raise ValueError("out must not overlap metadata")
                     self._open(key, &c, &m, hlen, kid, ctr, <unsigned char *>o.buf)
                     return ptlen
                 finally:

@@ -244,8 +244,8 @@ class ReplayWindow:
 class _Key:
     """Derived material of one KID plus its direction-specific state."""
 
-    key: bytes
-    salt: bytes
+    key: bytes = field(repr=False)
+    salt: bytes = field(repr=False)
     send: bool
     next_ctr: int = 0  #: send keys: next counter; 2**64 once exhausted
     window: ReplayWindow | None = None  #: receive keys
