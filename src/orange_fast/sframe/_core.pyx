@@ -315,12 +315,14 @@ cdef class Context:
     cdef uint64_t _last_send_kid
 
     def __init__(self, suite, *, replay_window=128):
+        if isinstance(suite, bool) or not hasattr(type(suite), "__index__"):
+            raise TypeError(f"suite must be a CipherSuite or int, not {type(suite).__name__}")
         try:
-            suite = CipherSuite(suite)
-        except (ValueError, TypeError):
-            raise ValueError(f"unknown SFrame cipher suite {suite!r}") from None
-        if not PyLong_CheckExact(replay_window) and not isinstance(replay_window, int):
-            raise TypeError("replay_window must be an int")
+            suite = CipherSuite(_operator.index(suite))
+        except ValueError:
+            raise ValueError(f"unknown SFrame cipher suite {int(suite)}") from None
+        if not isinstance(replay_window, int) or isinstance(replay_window, bool):
+            raise TypeError(f"replay_window must be an int, not {type(replay_window).__name__}")
         if replay_window < 0 or replay_window > MAX_REPLAY_WINDOW:
             raise ValueError(f"replay_window must be in [0, {MAX_REPLAY_WINDOW}]")
         self.suite = suite
@@ -495,14 +497,12 @@ cdef class Context:
         :meth:`max_ciphertext_size`.
         """
         cdef _Key key = self._send_key(kid)
-        if plaintext_len < 0:
-            raise ValueError("plaintext_len must be >= 0")
+        plaintext_len = _length(plaintext_len)
         return of_hdr_len(key.kid, key.next_ctr) + plaintext_len + self.nt
 
     def max_ciphertext_size(self, plaintext_len) -> int:
         """Upper bound of any ciphertext size for that plaintext length (17-byte header)."""
-        if plaintext_len < 0:
-            raise ValueError("plaintext_len must be >= 0")
+        plaintext_len = _length(plaintext_len)
         return OF_MAX_HDR + plaintext_len + self.nt
 
     def plaintext_size(self, ciphertext) -> int:
@@ -987,15 +987,27 @@ cdef object _status_error(int rc, uint64_t kid, uint64_t ctr, Py_ssize_t length)
     return _open_error(rc, kid, ctr)
 
 
+cdef object _length(object n):
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"plaintext_len must be an int, not {type(n).__name__}")
+    n = _operator.index(n)
+    if n < 0:
+        raise ValueError("plaintext_len must be >= 0")
+    return n
+
+
 cdef bint _is_kid(object kid):
-    return PyLong_CheckExact(kid) or isinstance(kid, int) or hasattr(kid, "__index__")
+    """One KID (an int or an integer scalar), as opposed to a sequence of KIDs."""
+    if PyLong_CheckExact(kid) or isinstance(kid, int):
+        return True
+    return hasattr(kid, "__index__") and getattr(kid, "ndim", 0) == 0
 
 
 cdef list _as_list(object seq, str what):
     if type(seq) is list:
         return list(<list>seq)
-    if isinstance(seq, (str, bytes, bytearray, memoryview)):
-        raise TypeError(f"{what} must be a sequence of items, not {type(seq).__name__}")
+    if isinstance(seq, str) or is_buffer(seq):
+        raise TypeError(f"{what} must be a sequence of items, not a single {type(seq).__name__}")
     try:
         return list(seq)
     except TypeError:
