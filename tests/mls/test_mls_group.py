@@ -363,3 +363,33 @@ def test_add_commit_with_and_without_path(force_path: bool) -> None:
     room.update(b"n")
     room.assert_agree()
     assert commit.wire_format == M.WireFormat.private_message
+
+
+def test_merge_result_describes_the_commit() -> None:
+    room = Room()
+    b, c = room.add(b"m0", 2)
+    ga = room.members[b"m0"]
+    kp, kpp = new_key_package(room.suite, b"n")
+    c_leaf = room.members[c].own_leaf_index
+    out = ga.commit(proposals=[M.Proposal(M.Remove(c_leaf)), M.Proposal(M.Add(M.KeyPackage.from_bytes(kp)))])
+    ga = mls.Group.from_bytes(ga.to_bytes())  # the pending commit's description survives persistence
+    res = ga.merge_pending_commit()
+    assert [m.identity for m in res.removed] == [c] and [m.identity for m in res.added] == [b"n"]
+    other = room.members[b].process(out.commit)
+    assert [m.leaf_index for m in other.removed] == [c_leaf]
+    assert [m.identity for m in other.added] == [b"n"]
+
+
+def test_commit_with_adds_and_removes() -> None:
+    room = Room()
+    b, c = room.add(b"m0", 2)
+    ga = room.members[b"m0"]
+    kp, kpp = new_key_package(room.suite, b"n")
+    victim = ga.find_member(c)
+    assert victim is not None and ga.find_member(b"nobody") is None
+    out = ga.commit(add=[kp], remove=[victim.leaf_index])
+    ga.merge_pending_commit()
+    room.fanout(b"m0", out.commit)
+    room.members[b"n"] = mls.Group.join_from_welcome(out.welcome, kpp)
+    room.assert_agree()
+    assert c not in room.members

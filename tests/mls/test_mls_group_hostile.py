@@ -142,16 +142,15 @@ def test_group_state_parser_rejects_garbage() -> None:
             mls.Group.from_bytes(blob[:cut])
 
 
-_ROOM = None
+_ROOMS: dict = {}
 
 
-def _shared_room() -> tuple:
-    global _ROOM
-    if _ROOM is None:
-        room, b, c = _room(True)
+def _shared_room(private: bool = True) -> tuple:
+    if private not in _ROOMS:
+        room, b, c = _room(private)
         out = room.members[b].update()
-        _ROOM = (room, c, out.commit)
-    return _ROOM
+        _ROOMS[private] = (room, c, out.commit)
+    return _ROOMS[private]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,9 +161,9 @@ def test_random_bytes_never_crash(data: bytes) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_mutated_commit_never_accepted(data: st.DataObject) -> None:
-    room, c, commit = _shared_room()
+@given(st.data(), st.booleans())
+def test_mutated_commit_never_accepted(data: st.DataObject, private: bool) -> None:
+    room, c, commit = _shared_room(private)
     msg = bytearray(commit)
     n = data.draw(st.integers(min_value=1, max_value=4))
     for _ in range(n):
@@ -172,3 +171,22 @@ def test_mutated_commit_never_accepted(data: st.DataObject) -> None:
         msg[pos] ^= data.draw(st.integers(min_value=1, max_value=255))
     assume(bytes(msg) != commit)
     _assert_rejected(room.members[c], bytes(msg))
+
+
+_WELCOME: dict = {}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_welcome_never_accepted(data: st.DataObject) -> None:
+    if not _WELCOME:
+        suite = mls.CipherSuite(1)
+        g = mls.Group.create(suite, identity=b"a", signer=mls.SignatureKeyPair.generate(suite))
+        kp, kpp = mls.KeyPackage.generate(suite, identity=b"b", signer=mls.SignatureKeyPair.generate(suite))
+        _WELCOME["w"] = (g.add([kp.to_bytes()]).welcome, kpp)
+    welcome, kpp = _WELCOME["w"]
+    msg = bytearray(welcome)
+    pos = data.draw(st.integers(min_value=0, max_value=len(msg) - 1))
+    msg[pos] ^= data.draw(st.integers(min_value=1, max_value=255))
+    with pytest.raises(mls.MLSError):
+        mls.Group.join_from_welcome(bytes(msg), kpp)

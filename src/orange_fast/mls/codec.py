@@ -13,7 +13,8 @@ Public names:
   ``encode(self, w: Writer)`` and ``decode(cls, r: Reader)``; they then get ``to_bytes()`` and
   ``from_bytes(data)`` (which rejects trailing bytes and converts stray errors into ``DecodeError``).
 * ``encode_varint(n) -> bytes``, ``decode_varint(data, offset=0) -> (value, new_offset)``,
-  ``encode_opaque(data) -> bytes`` (varint length prefix + data), ``MAX_VARINT`` (2**30 - 1).
+  ``encode_opaque(data) -> bytes`` (varint length prefix + data), ``pack_u16_vector(items)`` /
+  ``pack_u32_vector(items)`` (``uintN items<V>`` as bytes), ``MAX_VARINT`` (2**30 - 1).
 
 Varints: the top two bits of the first byte give the length (00: 1 byte, 01: 2, 10: 4; 11 is invalid);
 the decoder rejects values that would fit in a shorter encoding.
@@ -34,6 +35,8 @@ __all__ = [
     "encode_varint",
     "decode_varint",
     "encode_opaque",
+    "pack_u16_vector",
+    "pack_u32_vector",
 ]
 
 MAX_VARINT = (1 << 30) - 1
@@ -46,12 +49,15 @@ _U32 = _struct.Struct(">I")
 _U64 = _struct.Struct(">Q")
 
 
+_VARINT1 = tuple(bytes((i,)) for i in range(0x40))
+
+
 def encode_varint(n: int) -> bytes:
     """Minimal MLS varint encoding of ``n`` (0 <= n < 2**30)."""
     if n < 0:
         raise ValueError("varint must be non-negative")
     if n < 0x40:
-        return bytes((n,))
+        return _VARINT1[n]
     if n < 0x4000:
         return _U16.pack(0x4000 | n)
     if n <= MAX_VARINT:
@@ -82,6 +88,24 @@ def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tupl
             raise DecodeError("non-minimal varint encoding")
         return v, offset + 4
     raise DecodeError("invalid varint prefix 0b11")
+
+
+_U16_PACKERS = tuple(_struct.Struct(f">{n}H") for n in range(16))
+_U32_PACKERS = tuple(_struct.Struct(f">{n}I") for n in range(16))
+
+
+def pack_u16_vector(items: "list[int]") -> bytes:
+    """``uint16 items<V>`` encoded (varint byte length, then the big-endian values)."""
+    n = len(items)
+    body = (_U16_PACKERS[n] if n < 16 else _struct.Struct(f">{n}H")).pack(*items)
+    return encode_varint(2 * n) + body
+
+
+def pack_u32_vector(items: "list[int]") -> bytes:
+    """``uint32 items<V>`` encoded (varint byte length, then the big-endian values)."""
+    n = len(items)
+    body = (_U32_PACKERS[n] if n < 16 else _struct.Struct(f">{n}I")).pack(*items)
+    return encode_varint(4 * n) + body
 
 
 def encode_opaque(data: bytes) -> bytes:
@@ -133,8 +157,13 @@ class Writer:
 
     def opaque(self, data: bytes | bytearray | memoryview) -> "Writer":
         """``opaque<V>``: varint length prefix then the bytes."""
-        self._buf += encode_varint(len(data))
-        self._buf += data
+        n = len(data)
+        buf = self._buf
+        if n < 0x40:
+            buf.append(n)
+        else:
+            buf += encode_varint(n)
+        buf += data
         return self
 
     def struct(self, obj: "Struct") -> "Writer":
@@ -160,16 +189,12 @@ class Writer:
 
     def u16_vector(self, items: "list[int]") -> "Writer":
         """``uint16 items<V>`` (fast path)."""
-        n = len(items)
-        self._buf += encode_varint(2 * n)
-        self._buf += _struct.pack(f">{n}H", *items)
+        self._buf += pack_u16_vector(items)
         return self
 
     def u32_vector(self, items: "list[int]") -> "Writer":
         """``uint32 items<V>`` (fast path)."""
-        n = len(items)
-        self._buf += encode_varint(4 * n)
-        self._buf += _struct.pack(f">{n}I", *items)
+        self._buf += pack_u32_vector(items)
         return self
 
     def optional(self, value: Optional[T], encode_item: Optional[Callable[["Writer", T], Any]] = None) -> "Writer":
@@ -278,6 +303,15 @@ class Reader:
 
     def opaque(self) -> bytes:
         """``opaque<V>``."""
+        p = self._pos
+        if p < self._end:
+            first = self._data[p]
+            if first < 0x40:  # one-byte length (the common case): inline
+                q = p + 1 + first
+                if q > self._end:
+                    raise DecodeError("truncated input")
+                self._pos = q
+                return self._data[p + 1 : q]
         n = self.varint()
         return self.raw(n)
 
@@ -310,7 +344,8 @@ class Reader:
         if n & 1:
             raise DecodeError("uint16 vector length is odd")
         p = self._take(n)
-        return list(_struct.unpack_from(f">{n // 2}H", self._data, p))
+        k = n // 2
+        return list((_U16_PACKERS[k] if k < 16 else _struct.Struct(f">{k}H")).unpack_from(self._data, p))
 
     def u32_vector(self) -> "list[int]":
         """``uint32 items<V>`` (fast path)."""
@@ -318,7 +353,8 @@ class Reader:
         if n & 3:
             raise DecodeError("uint32 vector length is not a multiple of 4")
         p = self._take(n)
-        return list(_struct.unpack_from(f">{n // 4}I", self._data, p))
+        k = n // 4
+        return list((_U32_PACKERS[k] if k < 16 else _struct.Struct(f">{k}I")).unpack_from(self._data, p))
 
     def optional(self, decode_item: Callable[["Reader"], T] | Type[T]) -> Optional[T]:
         """``optional<T>``: presence flag must be 0 or 1."""
@@ -372,6 +408,9 @@ class Struct:
 
 def decode_enum(enum_cls: Any, value: int, what: str) -> Any:
     """Convert ``value`` into ``enum_cls`` or raise ``DecodeError``."""
+    member = enum_cls._value2member_map_.get(value) if type(value) is int else None
+    if member is not None:
+        return member
     try:
         return enum_cls(value)
     except ValueError:

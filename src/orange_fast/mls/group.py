@@ -120,6 +120,9 @@ class _Pending:
     state: "_State"
     welcome: Optional[bytes]
     group_info: Optional[bytes]
+    added: List[int] = field(default_factory=list)
+    removed: List[Member] = field(default_factory=list)
+    updated: List[int] = field(default_factory=list)
 
 
 class _State:
@@ -194,6 +197,10 @@ class _State:
             w.opaque(sub.getvalue())
             w.optional(self.pending.welcome, Writer.opaque)
             w.optional(self.pending.group_info, Writer.opaque)
+            w.vector(self.pending.added, Writer.u32)
+            w.vector(self.pending.removed, lambda ww, m: ww.u32(m.leaf_index).opaque(m.identity)
+                     .opaque(m.signature_key).opaque(m.encryption_key))
+            w.vector(self.pending.updated, Writer.u32)
         else:
             w.u8(0)
 
@@ -228,7 +235,10 @@ class _State:
             sub.finish()
             welcome = r.optional(Reader.opaque)
             gi = r.optional(Reader.opaque)
-            s.pending = _Pending(msg, st, welcome, gi)
+            added = r.vector(Reader.u32)
+            removed = r.vector(lambda rr: Member(rr.u32(), rr.opaque(), rr.opaque(), rr.opaque()))
+            updated = r.vector(Reader.u32)
+            s.pending = _Pending(msg, st, welcome, gi, added, removed, updated)
         return s
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -324,6 +334,13 @@ class Group:
     @property
     def members(self) -> List[Member]:
         return [_member_of(i, leaf) for i, leaf in self._s.tree.leaves()]
+
+    def find_member(self, identity: bytes) -> Optional[Member]:
+        """The member whose basic credential identity is ``identity`` (None if absent)."""
+        for i, leaf in self._s.tree.leaves():
+            if bytes(leaf.credential.identity) == bytes(identity):
+                return _member_of(i, leaf)
+        return None
 
     @property
     def group_context(self) -> M.GroupContext:
@@ -462,10 +479,15 @@ class Group:
 
     def commit(self, proposals: Sequence[M.Proposal] = (), include_cached: bool = True,
                psk_ids: Sequence[bytes] = (), extensions: Optional[List[M.Extension]] = None,
-               force_path: bool = False) -> CommitOutput:
-        """Commit cached proposals (by reference) plus ``proposals`` by value (``force_path``: include an
-        UpdatePath even when no proposal requires one)."""
-        props = list(proposals)
+               force_path: bool = False, *, add: Sequence[bytes] = (), remove: Sequence[int] = ()
+               ) -> CommitOutput:
+        """Commit cached proposals (by reference) plus new ones by value: ``add`` (KeyPackage
+        MLSMessages), ``remove`` (leaf indices), ``psk_ids`` (registered external PSKs), ``extensions``
+        (GroupContextExtensions) and raw ``proposals``.  ``force_path``: include an UpdatePath even
+        when no proposal requires one.  An empty commit is a self-update."""
+        props = [M.Proposal(M.Remove(int(i))) for i in remove]
+        props += [M.Proposal(M.Add(_parse_key_package(b))) for b in add]
+        props += list(proposals)
         for pid in psk_ids:
             if bytes(pid) not in self._s.psks:
                 raise MissingPSKError("unknown external PSK")
@@ -558,7 +580,8 @@ class Group:
                                          psk_ids)
         gi_bytes = M.MLSMessage(M.WireFormat.group_info, group_info).to_bytes()
         # the old state keeps the (advanced) secret tree of the sending epoch
-        st.pending = _Pending(commit_msg, new, welcome, gi_bytes)
+        st.pending = _Pending(commit_msg, new, welcome, gi_bytes, [i for i, _ in applied.added],
+                              [_member_of(i, leaf) for i, leaf in applied.removed], list(applied.updated))
         self._s = st
         return CommitOutput(commit_msg, welcome, gi_bytes)
 
@@ -623,14 +646,11 @@ class Group:
         p = self._s.pending
         if p is None:
             raise StateError("no pending commit")
-        old_members = {i: leaf for i, leaf in self._s.tree.leaves()}
         new = p.state
-        added = [_member_of(i, leaf) for i, leaf in new.tree.leaves() if i not in old_members]
-        removed = [_member_of(i, leaf) for i, leaf in old_members.items()
-                   if new.tree.leaf(i) is None or bytes(new.tree.leaf(i).signature_key) != bytes(leaf.signature_key)]
+        added = [_member_of(i, new.tree.leaf(i)) for i in p.added if new.tree.leaf(i) is not None]
         self._s = new
         return ProcessResult("commit", new.context.epoch, sender=new.own_leaf, sender_type="member",
-                             added=added, removed=removed, own_commit=True)
+                             added=added, removed=list(p.removed), updated=list(p.updated), own_commit=True)
 
     def clear_pending_commit(self) -> None:
         """Drop the pending commit (the delivery service rejected it)."""

@@ -28,12 +28,13 @@ Public names:
 from __future__ import annotations
 
 import hmac
+import struct as _struct
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import List, Optional, Union
 
-from .codec import Reader, Struct, Writer, decode_enum
+from .codec import Reader, Struct, Writer, decode_enum, encode_varint, pack_u16_vector
 from .errors import DecodeError, InvalidSignatureError
 from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite  # noqa: F401
 
@@ -129,6 +130,15 @@ class NodeType(IntEnum):
     parent = 2
 
 
+def _opaque_bytes(data: bytes) -> bytes:
+    """``opaque<V>`` as bytes."""
+    return encode_varint(len(data)) + bytes(data)
+
+
+_U16_BASIC = b"\x00\x01"  # CredentialType.basic as uint16
+_EMPTY_VECTOR = b"\x00"
+
+
 def _u16_list(w: Writer, items: List[int]) -> None:
     w.u16_vector(items)
 
@@ -185,6 +195,13 @@ class Credential(Struct):
         else:
             raise ValueError("cannot encode an unknown credential type")
 
+    def encoded(self) -> bytes:
+        """The encoding as bytes (basic credentials without a Writer: hot path of leaf-node encoding)."""
+        if self.credential_type == CredentialType.basic:
+            ident = self.identity
+            return _U16_BASIC + _opaque_bytes(ident)
+        return self.to_bytes()
+
     @classmethod
     def decode(cls, r: Reader) -> "Credential":
         ct = r.u16()
@@ -204,11 +221,13 @@ class Capabilities(Struct):
     credentials: List[int] = field(default_factory=lambda: [1])
 
     def encode(self, w: Writer) -> None:
-        _u16_list(w, self.versions)
-        _u16_list(w, self.cipher_suites)
-        _u16_list(w, self.extensions)
-        _u16_list(w, self.proposals)
-        _u16_list(w, self.credentials)
+        w.raw(self.encoded())
+
+    def encoded(self) -> bytes:
+        """The encoding as bytes (hot path of leaf-node encoding)."""
+        return (pack_u16_vector(self.versions) + pack_u16_vector(self.cipher_suites)
+                + pack_u16_vector(self.extensions) + pack_u16_vector(self.proposals)
+                + pack_u16_vector(self.credentials))
 
     @classmethod
     def decode(cls, r: Reader) -> "Capabilities":
@@ -242,6 +261,9 @@ def default_lifetime(now: Optional[int] = None, days: int = 90) -> Lifetime:
 
 # ---------------------------------------------------------------------------------------------------
 # leaf node
+_U64_PAIR = _struct.Struct(">QQ")
+_U32 = _struct.Struct(">I")
+
 @dataclass
 class LeafNode(Struct):
     encryption_key: bytes
@@ -254,21 +276,37 @@ class LeafNode(Struct):
     extensions: List[Extension] = field(default_factory=list)
     signature: bytes = b""
 
-    def _encode_content(self, w: Writer) -> None:
-        w.opaque(self.encryption_key).opaque(self.signature_key)
-        self.credential.encode(w)
-        self.capabilities.encode(w)
-        w.u8(self.leaf_node_source)
-        if self.leaf_node_source == LeafNodeSource.key_package:
+    def _content_bytes(self) -> bytes:
+        """The LeafNode fields before the signature (shared by the encoding and LeafNodeTBS), built as
+        one bytes join (this is on the hot path of tree hashing, tree encoding and signatures)."""
+        src = self.leaf_node_source
+        if src == LeafNodeSource.key_package:
             if self.lifetime is None:
                 raise ValueError("key_package leaf node needs a lifetime")
-            self.lifetime.encode(w)
-        elif self.leaf_node_source == LeafNodeSource.commit:
-            w.opaque(self.parent_hash or b"")
-        w.vector(self.extensions)
+            tail = _U64_PAIR.pack(self.lifetime.not_before, self.lifetime.not_after)
+        elif src == LeafNodeSource.commit:
+            tail = _opaque_bytes(self.parent_hash or b"")
+        else:
+            tail = b""
+        if not 0 <= src <= 0xFF:
+            raise ValueError("uint8 out of range")
+        exts = self.extensions
+        if exts:
+            w = Writer()
+            w.vector(exts)
+            ext_bytes = w.getvalue()
+        else:
+            ext_bytes = _EMPTY_VECTOR
+        return b"".join((
+            _opaque_bytes(self.encryption_key), _opaque_bytes(self.signature_key),
+            self.credential.encoded(), self.capabilities.encoded(), bytes((src,)), tail, ext_bytes,
+        ))
+
+    def _encode_content(self, w: Writer) -> None:
+        w.raw(self._content_bytes())
 
     def encode(self, w: Writer) -> None:
-        self._encode_content(w)
+        w.raw(self._content_bytes())
         w.opaque(self.signature)
 
     @classmethod
@@ -290,13 +328,12 @@ class LeafNode(Struct):
 
     def tbs(self, group_id: Optional[bytes] = None, leaf_index: Optional[int] = None) -> bytes:
         """LeafNodeTBS; ``group_id``/``leaf_index`` are required for update and commit sources."""
-        w = Writer()
-        self._encode_content(w)
+        content = self._content_bytes()
         if self.leaf_node_source in (LeafNodeSource.update, LeafNodeSource.commit):
             if group_id is None or leaf_index is None:
                 raise ValueError("group_id and leaf_index are required for this leaf node source")
-            w.opaque(group_id).u32(leaf_index)
-        return w.getvalue()
+            return content + _opaque_bytes(group_id) + _U32.pack(leaf_index)
+        return content
 
     def sign(self, suite: "int | Suite", signature_private_key: bytes,
              group_id: Optional[bytes] = None, leaf_index: Optional[int] = None) -> None:

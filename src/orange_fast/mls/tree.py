@@ -189,16 +189,25 @@ class RatchetTree:
         self._resolve(tm.left(x), out, exclude)
         self._resolve(tm.right(x), out, exclude)
 
+    def resolution_nonempty(self, x: int) -> bool:
+        """True iff the resolution of ``x`` is non-empty (some node of its subtree is non-blank)."""
+        nodes = self.nodes
+        span = (1 << tm.level(x)) - 1
+        lo, hi = x - span, x + span
+        # leaves first (a non-blank parent always has a non-blank leaf below it in a valid tree)
+        for i in range(lo, hi + 1, 2):
+            if nodes[i] is not None:
+                return True
+        return any(nodes[i] is not None for i in range(lo + 1, hi, 2))
+
     def filtered_direct_path(self, leaf_index: int) -> List[int]:
         """Direct path of the leaf, without nodes whose copath child has an empty resolution."""
-        x = 2 * leaf_index
-        n = self.n_leaves
-        return [p for p, c in zip(tm.direct_path(x, n), tm.copath(x, n)) if self.resolution(c)]
+        return [p for p, _ in self.filtered_direct_path_with_copath(leaf_index)]
 
     def filtered_direct_path_with_copath(self, leaf_index: int) -> List[Tuple[int, int]]:
         x = 2 * leaf_index
         n = self.n_leaves
-        return [(p, c) for p, c in zip(tm.direct_path(x, n), tm.copath(x, n)) if self.resolution(c)]
+        return [(p, c) for p, c in zip(tm.direct_path(x, n), tm.copath(x, n)) if self.resolution_nonempty(c)]
 
     # ------------------------------------------------------------ tree hash
     def tree_hash(self, x: Optional[int] = None) -> bytes:
