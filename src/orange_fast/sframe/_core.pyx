@@ -140,6 +140,53 @@ cdef inline void in_release(InBuf *b) noexcept:
         b.has_view = 0
 
 
+cdef struct Args:
+    InBuf data
+    InBuf meta
+    Py_buffer out
+    bint has_out
+
+
+cdef int args_get(Args *a, object data, str what, object metadata, object out, bint want_out) except -1:
+    """Acquire the buffers of a single-frame call (``out`` only if ``want_out``); on any error
+    release what was acquired.  Checks sizes and that ``out`` overlaps no input."""
+    a.has_out = 0
+    in_get(data, &a.data, what)
+    try:
+        in_get(metadata, &a.meta, "metadata")
+    except BaseException:
+        in_release(&a.data)
+        raise
+    if want_out:
+        try:
+            out_get(out, &a.out)
+        except BaseException:
+            in_release(&a.meta)
+            in_release(&a.data)
+            raise
+        a.has_out = 1
+    try:
+        if <size_t>a.data.len > OF_MAX_FRAME or <size_t>a.meta.len > OF_MAX_FRAME:
+            raise ValueError(f"{what} or metadata too large")
+        if a.has_out:
+            if overlaps(a.data.ptr, a.data.len, <unsigned char *>a.out.buf, a.out.len):
+                raise ValueError(f"out must not overlap {what}")
+            if overlaps(a.meta.ptr, a.meta.len, <unsigned char *>a.out.buf, a.out.len):
+                raise ValueError("out must not overlap metadata")
+    except BaseException:
+        args_release(a)
+        raise
+    return 0
+
+
+cdef inline void args_release(Args *a) noexcept:
+    if a.has_out:
+        PyBuffer_Release(&a.out)
+        a.has_out = 0
+    in_release(&a.meta)
+    in_release(&a.data)
+
+
 cdef inline bint overlaps(const unsigned char *a, Py_ssize_t alen,
                           const unsigned char *b, Py_ssize_t blen) noexcept:
     return alen > 0 and blen > 0 and a < b + blen and b < a + alen
@@ -544,24 +591,18 @@ cdef class Context:
         receiver must pass the same bytes.
         """
         cdef _Key key = self._send_key(kid)
-        cdef InBuf f, m
+        cdef Args a
         cdef uint64_t ctr
         cdef Py_ssize_t size
-        in_get(frame, &f, "frame")
+        args_get(&a, frame, "frame", metadata, None, False)
         try:
-            in_get(metadata, &m, "metadata")
-            try:
-                if <size_t>f.len > OF_MAX_FRAME or <size_t>m.len > OF_MAX_FRAME:
-                    raise ValueError("frame or metadata too large")
-                reserve_ctr(key, 1, &ctr)
-                size = of_hdr_len(key.kid, ctr) + f.len + self.nt
-                out = PyBytes_FromStringAndSize(NULL, size)
-                self._seal(key, &f, &m, <unsigned char *>PyBytes_AS_STRING(out), size, ctr)
-                return out
-            finally:
-                in_release(&m)
+            reserve_ctr(key, 1, &ctr)
+            size = of_hdr_len(key.kid, ctr) + a.data.len + self.nt
+            out = PyBytes_FromStringAndSize(NULL, size)
+            self._seal(key, &a.data, &a.meta, <unsigned char *>PyBytes_AS_STRING(out), size, ctr)
+            return out
         finally:
-            in_release(&f)
+            args_release(&a)
 
     def encrypt_into(self, kid, frame, out, metadata=b"") -> int:
         """Encrypt into the writable buffer ``out``; return the number of bytes written.
@@ -570,35 +611,20 @@ cdef class Context:
         small: :meth:`max_ciphertext_size` is always enough.
         """
         cdef _Key key = self._send_key(kid)
-        cdef InBuf f, m
-        cdef Py_buffer o
+        cdef Args a
         cdef uint64_t ctr
         cdef Py_ssize_t size
-        in_get(frame, &f, "frame")
+        args_get(&a, frame, "frame", metadata, out, True)
         try:
-            in_get(metadata, &m, "metadata")
-            try:
-                out_get(out, &o)
-                try:
-                    if <size_t>f.len > OF_MAX_FRAME or <size_t>m.len > OF_MAX_FRAME:
-                        raise ValueError("frame or metadata too large")
-                    if overlaps(f.ptr, f.len, <unsigned char *>o.buf, o.len):
-                        raise ValueError("out must not overlap frame")
-                    if overlaps(m.ptr, m.len, <unsigned char *>o.buf, o.len):
-                        raise ValueError("out must not overlap metadata")
-                    if key.exhausted:
-                        raise CounterExhaustedError(f"send counter of KID {key.kid} is exhausted")
-                    size = of_hdr_len(key.kid, key.next_ctr) + f.len + self.nt
-                    if o.len < size:
-                        raise BufferTooSmallError(f"out holds {o.len} bytes, {size} needed")
-                    reserve_ctr(key, 1, &ctr)
-                    return self._seal(key, &f, &m, <unsigned char *>o.buf, o.len, ctr)
-                finally:
-                    PyBuffer_Release(&o)
-            finally:
-                in_release(&m)
+            if key.exhausted:
+                raise CounterExhaustedError(f"send counter of KID {key.kid} is exhausted")
+            size = of_hdr_len(key.kid, key.next_ctr) + a.data.len + self.nt
+            if a.out.len < size:
+                raise BufferTooSmallError(f"out holds {a.out.len} bytes, {size} needed")
+            reserve_ctr(key, 1, &ctr)
+            return self._seal(key, &a.data, &a.meta, <unsigned char *>a.out.buf, a.out.len, ctr)
         finally:
-            in_release(&f)
+            args_release(&a)
 
     cdef Py_ssize_t _parse(self, InBuf *c, uint64_t *kid, uint64_t *ctr, size_t *hlen) except -1:
         """Parse the header of a ciphertext strictly; return the plaintext length."""
@@ -637,23 +663,19 @@ cdef class Context:
         return 0
 
     cdef object _decrypt(self, object ciphertext, object metadata, uint64_t *kid, uint64_t *ctr):
-        cdef InBuf c, m
+        cdef Args a
         cdef size_t hlen
         cdef Py_ssize_t ptlen
         cdef _Key key
-        in_get(ciphertext, &c, "ciphertext")
+        args_get(&a, ciphertext, "ciphertext", metadata, None, False)
         try:
-            in_get(metadata, &m, "metadata")
-            try:
-                ptlen = self._parse(&c, kid, ctr, &hlen)
-                key = self._recv_key_or_raise(kid[0])
-                out = PyBytes_FromStringAndSize(NULL, ptlen)
-                self._open(key, &c, &m, hlen, kid[0], ctr[0], <unsigned char *>PyBytes_AS_STRING(out))
-                return out
-            finally:
-                in_release(&m)
+            ptlen = self._parse(&a.data, kid, ctr, &hlen)
+            key = self._recv_key_or_raise(kid[0])
+            out = PyBytes_FromStringAndSize(NULL, ptlen)
+            self._open(key, &a.data, &a.meta, hlen, kid[0], ctr[0], <unsigned char *>PyBytes_AS_STRING(out))
+            return out
         finally:
-            in_release(&c)
+            args_release(&a)
 
     def decrypt(self, ciphertext, metadata=b"") -> bytes:
         """Decrypt one SFrame ciphertext (the KID is read from its header).
@@ -675,34 +697,21 @@ cdef class Context:
 
         On any failure ``out`` holds no plaintext and no state changes.
         """
-        cdef InBuf c, m
-        cdef Py_buffer o
+        cdef Args a
         cdef uint64_t kid, ctr
         cdef size_t hlen
         cdef Py_ssize_t ptlen
         cdef _Key key
-        in_get(ciphertext, &c, "ciphertext")
+        args_get(&a, ciphertext, "ciphertext", metadata, out, True)
         try:
-            in_get(metadata, &m, "metadata")
-            try:
-                out_get(out, &o)
-                try:
-                    ptlen = self._parse(&c, &kid, &ctr, &hlen)
-                    key = self._recv_key_or_raise(kid)
-                    if o.len < ptlen:
-                        raise BufferTooSmallError(f"out holds {o.len} bytes, {ptlen} needed")
-                    if overlaps(c.ptr, c.len, <unsigned char *>o.buf, o.len):
-                        raise ValueError("out must not overlap ciphertext")
-                    if overlaps(m.ptr, m.len, <unsigned char *>o.buf, o.len):
-                        raise ValueError("out must not overlap metadata")
-                    self._open(key, &c, &m, hlen, kid, ctr, <unsigned char *>o.buf)
-                    return ptlen
-                finally:
-                    PyBuffer_Release(&o)
-            finally:
-                in_release(&m)
+            ptlen = self._parse(&a.data, &kid, &ctr, &hlen)
+            key = self._recv_key_or_raise(kid)
+            if a.out.len < ptlen:
+                raise BufferTooSmallError(f"out holds {a.out.len} bytes, {ptlen} needed")
+            self._open(key, &a.data, &a.meta, hlen, kid, ctr, <unsigned char *>a.out.buf)
+            return ptlen
         finally:
-            in_release(&c)
+            args_release(&a)
 
     # -------------------------------------------------------------- batches
 
