@@ -103,16 +103,21 @@ class Context:
         data: npt.NDArray[np.uint8],
         offsets: npt.NDArray[np.int64],
         metadata: Buffer = b"",
+        *,
+        out: Buffer | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         """Encrypt frames packed in one array: frame i is ``data[offsets[i]:offsets[i+1]]``.
 
-        Returns ``(out, out_offsets)`` in the same packed form.
+        Returns ``(out, out_offsets)`` in the same packed form.  ``out``, if given,
+        is a writable buffer reused for the result (no allocation).
         """
     def decrypt_packed(
         self,
         data: npt.NDArray[np.uint8],
         offsets: npt.NDArray[np.int64],
         metadata: Buffer = b"",
+        *,
+        out: Buffer | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int8]]:
         """Decrypt packed frames; returns ``(out, out_offsets, status)``.
 

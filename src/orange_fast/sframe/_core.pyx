@@ -754,22 +754,20 @@ cdef class Context:
                     b.kobjs[i] = <PyObject *>key
             # buffers (this may run Python code too)
             for i in range(n):
-                in_get(frames[i], &b.ins[i], "frame")
-                b.nin = i + 1
+                b.acquire(i, frames[i], "frame", False)
                 if metas is None:
-                    b.metas[i] = m0
-                    b.metas[i].has_view = 0
+                    b.mp[i] = m0.ptr
+                    b.ml[i] = m0.len
                 else:
-                    in_get(metas[i], &b.metas[i], "metadata")
-                    b.nmeta = i + 1
-                if <size_t>b.ins[i].len > OF_MAX_FRAME or <size_t>b.metas[i].len > OF_MAX_FRAME:
+                    b.acquire(i, metas[i], "metadata", True)
+                if <size_t>b.il[i] > OF_MAX_FRAME or <size_t>b.ml[i] > OF_MAX_FRAME:
                     raise ValueError("frame or metadata too large")
             # counters: checked and reserved for every frame with no Python code in between
             b.reserve_all()
             # outputs (allocation may run finalizers: the counters are already taken)
             result = PyList_New(n)
             for i in range(n):
-                o = PyBytes_FromStringAndSize(NULL, of_hdr_len(b.kids[i], b.ctrs[i]) + b.ins[i].len + self.nt)
+                o = PyBytes_FromStringAndSize(NULL, of_hdr_len(b.kids[i], b.ctrs[i]) + b.il[i] + self.nt)
                 Py_INCREF(o)
                 PyList_SET_ITEM(result, i, o)
                 b.outs[i] = <unsigned char *>PyBytes_AS_STRING(o)
@@ -804,14 +802,12 @@ cdef class Context:
             if metas is None:
                 in_get(metadata, &m0, "metadata")
             for i in range(n):
-                in_get(cts[i], &b.ins[i], "ciphertext")
-                b.nin = i + 1
+                b.acquire(i, cts[i], "ciphertext", False)
                 if metas is None:
-                    b.metas[i] = m0
-                    b.metas[i].has_view = 0
+                    b.mp[i] = m0.ptr
+                    b.ml[i] = m0.len
                 else:
-                    in_get(metas[i], &b.metas[i], "metadata")
-                    b.nmeta = i + 1
+                    b.acquire(i, metas[i], "metadata", True)
             result = PyList_New(n)
             for i in range(n):
                 o = None
@@ -823,7 +819,7 @@ cdef class Context:
                     else:
                         b.set_key(i, key)
                         b.refs.append(key)
-                        ptlen = b.ins[i].len - <Py_ssize_t>b.hlens[i] - self.nt
+                        ptlen = b.il[i] - <Py_ssize_t>b.hlens[i] - self.nt
                         o = PyBytes_FromStringAndSize(NULL, ptlen)
                         b.outs[i] = <unsigned char *>PyBytes_AS_STRING(o)
                 Py_INCREF(o)
@@ -833,7 +829,7 @@ cdef class Context:
             errors = {}
             for i in range(n):
                 if b.status[i] != OF_OK:
-                    errors[i] = _status_error(b.status[i], b.kids[i], b.ctrs[i], b.ins[i].len)
+                    errors[i] = _status_error(b.status[i], b.kids[i], b.ctrs[i], b.il[i])
                     result[i] = None
             if errors and on_error == "raise":
                 raise BatchDecryptError(result, errors)
@@ -841,151 +837,187 @@ cdef class Context:
         finally:
             in_release(&m0)
 
-    def encrypt_packed(self, kid, data, offsets, metadata=b""):
+    def encrypt_packed(self, kid, data, offsets, metadata=b"", *, out=None):
         """Encrypt frames packed in one array: frame i is ``data[offsets[i]:offsets[i+1]]``.
 
         ``data`` is any C-contiguous buffer (typically a uint8 numpy array) and
-        ``offsets`` an int64 array of n+1 non-decreasing offsets.  Returns
-        ``(out, out_offsets)`` in the same packed form.  One KID and one metadata
-        for all frames; all-or-nothing like :meth:`encrypt_batch`.
+        ``offsets`` n+1 non-decreasing integer offsets.  Returns ``(out, out_offsets)``
+        in the same packed form.  ``out``, if given, is a writable buffer reused for
+        the result (no allocation; BufferTooSmallError, with no counter used, if it
+        cannot hold ``sum(len) + n * (17 + Nt)`` bytes -- :meth:`max_ciphertext_size`
+        per frame is always enough).  One KID and one metadata for all frames;
+        all-or-nothing like :meth:`encrypt_batch`.
         """
         import numpy as np
         cdef _Key key = self._send_key(kid)
         offs = _check_offsets(offsets, data)
         cdef Py_ssize_t n = len(offs) - 1
         cdef _Batch b = _Batch(n)
-        cdef InBuf d, m
-        cdef Py_buffer ob, oob
+        cdef Packed pk
         cdef Py_ssize_t i, total = 0
-        cdef int64_t *io
-        cdef int64_t *oo
         cdef uint64_t first
-        cdef unsigned char *base
-        cdef Py_buffer outv
-        in_get(data, &d, "data")
+        out_offs = np.empty(n + 1, dtype=np.int64)
+        packed_get(&pk, data, offs, metadata, out_offs, out)
         try:
-            in_get(metadata, &m, "metadata")
-            try:
-                _get_int64(offs, &ob)
-                io = <int64_t *>ob.buf
-                try:
-                    reserve_ctr(key, n, &first)
-                    out_offs = np.empty(n + 1, dtype=np.int64)
-                    _get_int64(out_offs, &oob)
-                    oo = <int64_t *>oob.buf
-                    try:
-                        oo[0] = 0
-                        for i in range(n):
-                            b.ctrs[i] = first + <uint64_t>i
-                            total += of_hdr_len(key.kid, b.ctrs[i]) + (io[i + 1] - io[i]) + self.nt
-                            oo[i + 1] = total
-                        out = _new_u8(total, &outv)
-                        base = <unsigned char *>outv.buf
-                        b.refs.append(key)
-                        for i in range(n):
-                            b.set_key(i, key)
-                            b.ins[i].ptr = d.ptr + io[i]
-                            b.ins[i].len = io[i + 1] - io[i]
-                            b.metas[i].ptr = m.ptr
-                            b.metas[i].len = m.len
-                            b.outs[i] = base + oo[i]
-                        with nogil:
-                            b.seal_all()
-                        PyBuffer_Release(&outv)
-                    finally:
-                        PyBuffer_Release(&oob)
-                finally:
-                    PyBuffer_Release(&ob)
-            finally:
-                in_release(&m)
+            # sizes from the counters about to be reserved (no Python code runs until reserve_ctr)
+            first = key.next_ctr
+            pk.oo[0] = 0
+            for i in range(n):
+                total += of_hdr_len(key.kid, first + <uint64_t>i) + (pk.io[i + 1] - pk.io[i]) + self.nt
+                pk.oo[i + 1] = total
+            if pk.has_out and pk.out.len < total:
+                raise BufferTooSmallError(f"out holds {pk.out.len} bytes, {total} needed")
+            reserve_ctr(key, n, &first)
+            if not pk.has_out:
+                result = _new_u8(total, &pk.out)
+                pk.has_out = 1
+            else:
+                result = np.frombuffer(out, dtype=np.uint8, count=total) if total else np.empty(0, np.uint8)
+            b.refs.append(key)
+            for i in range(n):
+                b.set_key(i, key)
+                b.ctrs[i] = first + <uint64_t>i
+                b.ip[i] = pk.data.ptr + pk.io[i]
+                b.il[i] = pk.io[i + 1] - pk.io[i]
+                b.mp[i] = pk.meta.ptr
+                b.ml[i] = pk.meta.len
+                b.outs[i] = <unsigned char *>pk.out.buf + pk.oo[i]
+            with nogil:
+                b.seal_all()
         finally:
-            in_release(&d)
+            packed_release(&pk)
         if b.failed >= 0:
             raise SFrameError("OpenSSL failure while encrypting a batch")
-        return out, out_offs
+        return result, out_offs
 
-    def decrypt_packed(self, data, offsets, metadata=b""):
+    def decrypt_packed(self, data, offsets, metadata=b"", *, out=None):
         """Decrypt packed frames; returns ``(out, out_offsets, status)``.
 
         ``status[i]`` is STATUS_OK (0) or one of STATUS_MALFORMED, STATUS_UNKNOWN_KEY,
-        STATUS_AUTH, STATUS_REPLAY; a failed frame's slot in ``out`` is empty.
+        STATUS_AUTH, STATUS_REPLAY; a failed frame's slot in ``out`` is empty
+        (``out_offsets[i] == out_offsets[i+1]``).  ``out``, if given, is a writable
+        buffer reused for the result (BufferTooSmallError before any state changes
+        if it cannot hold the plaintexts; ``len(data)`` bytes are always enough).
         """
         import numpy as np
         offs = _check_offsets(offsets, data)
         cdef Py_ssize_t n = len(offs) - 1
         cdef _Batch b = _Batch(n)
-        cdef InBuf d, m
-        cdef Py_buffer ob, oob
+        cdef Packed pk
+        cdef Py_buffer sv
         cdef Py_ssize_t i, total = 0, ptlen
-        cdef int64_t *io
-        cdef int64_t *oo
         cdef _Key key = None
         cdef unsigned char *base
-        cdef Py_buffer outv, sv
         cdef signed char *st
-        in_get(data, &d, "data")
+        out_offs = np.empty(n + 1, dtype=np.int64)
+        packed_get(&pk, data, offs, metadata, out_offs, out)
         try:
-            in_get(metadata, &m, "metadata")
-            try:
-                _get_int64(offs, &ob)
-                io = <int64_t *>ob.buf
-                out_offs = np.empty(n + 1, dtype=np.int64)
-                _get_int64(out_offs, &oob)
-                oo = <int64_t *>oob.buf
-                try:
-                    oo[0] = 0
-                    for i in range(n):
-                        b.ins[i].ptr = d.ptr + io[i]
-                        b.ins[i].len = io[i + 1] - io[i]
-                        b.ins[i].has_view = 0
-                        b.metas[i] = m
-                        b.metas[i].has_view = 0
-                        b.status[i] = b.parse(i, self.nt)
-                        if b.status[i] == OF_OK:
-                            if key is None or key.kid != b.kids[i]:
-                                key = self._recv_key(b.kids[i])
-                                if key is not None:
-                                    b.refs.append(key)
-                            if key is None:
-                                b.status[i] = OF_ERR_UNKNOWN_KEY
-                            else:
-                                b.set_key(i, key)
-                                total += b.ins[i].len - <Py_ssize_t>b.hlens[i] - self.nt
-                        oo[i + 1] = total
-                    out = _new_u8(total, &outv)
-                    base = <unsigned char *>outv.buf
-                    for i in range(n):
-                        b.outs[i] = base + oo[i]
-                    with nogil:
-                        b.open_all()
-                        # failed frames leave an empty slot: close the gaps they left
-                        total = 0
-                        for i in range(n):
-                            ptlen = oo[i + 1] - oo[i]
-                            if b.status[i] == OF_OK:
-                                if total != oo[i]:
-                                    memmove(base + total, base + oo[i], <size_t>ptlen)
-                                total += ptlen
-                            elif ptlen:
-                                memset(base + oo[i], 0, <size_t>ptlen)
-                            oo[i] = total - (ptlen if b.status[i] == OF_OK else 0)
-                        oo[n] = total
-                    PyBuffer_Release(&outv)
-                    out = out[:total]
-                    status = _new_u8(n, &sv)
-                    st = <signed char *>sv.buf
-                    for i in range(n):
-                        st[i] = _status_code(b.status[i])
-                    PyBuffer_Release(&sv)
-                    status = status.view(np.int8)
-                finally:
-                    PyBuffer_Release(&oob)
-                    PyBuffer_Release(&ob)
-            finally:
-                in_release(&m)
+            pk.oo[0] = 0
+            for i in range(n):
+                b.ip[i] = pk.data.ptr + pk.io[i]
+                b.il[i] = pk.io[i + 1] - pk.io[i]
+                b.mp[i] = pk.meta.ptr
+                b.ml[i] = pk.meta.len
+                b.status[i] = b.parse(i, self.nt)
+                if b.status[i] == OF_OK:
+                    if key is None or key.kid != b.kids[i]:
+                        key = self._recv_key(b.kids[i])
+                        if key is not None:
+                            b.refs.append(key)
+                    if key is None:
+                        b.status[i] = OF_ERR_UNKNOWN_KEY
+                    else:
+                        b.set_key(i, key)
+                        total += b.il[i] - <Py_ssize_t>b.hlens[i] - self.nt
+                pk.oo[i + 1] = total
+            if pk.has_out and pk.out.len < total:
+                raise BufferTooSmallError(f"out holds {pk.out.len} bytes, {total} needed")
+            if not pk.has_out:
+                result = _new_u8(total, &pk.out)
+                pk.has_out = 1
+            else:
+                result = np.frombuffer(out, dtype=np.uint8, count=total) if total else np.empty(0, np.uint8)
+            base = <unsigned char *>pk.out.buf
+            for i in range(n):
+                b.outs[i] = base + pk.oo[i]
+            with nogil:
+                b.open_all()
+                # failed frames leave an empty slot: close the gaps they left
+                total = 0
+                for i in range(n):
+                    ptlen = pk.oo[i + 1] - pk.oo[i]
+                    if b.status[i] == OF_OK:
+                        if total != pk.oo[i]:
+                            memmove(base + total, base + pk.oo[i], <size_t>ptlen)
+                        total += ptlen
+                    elif ptlen:
+                        memset(base + pk.oo[i], 0, <size_t>ptlen)
+                    pk.oo[i] = total - (ptlen if b.status[i] == OF_OK else 0)
+                pk.oo[n] = total
         finally:
-            in_release(&d)
-        return out, out_offs, status
+            packed_release(&pk)
+        result = result[:total]
+        status = _new_u8(n, &sv)
+        st = <signed char *>sv.buf
+        for i in range(n):
+            st[i] = _status_code(b.status[i])
+        PyBuffer_Release(&sv)
+        return result, out_offs, status.view(np.int8)
+
+
+cdef struct Packed:
+    InBuf data
+    InBuf meta
+    Py_buffer offs
+    Py_buffer out_offs
+    Py_buffer out
+    bint has_out
+    const int64_t *io
+    int64_t *oo
+    int stage
+
+
+cdef int packed_get(Packed *pk, object data, object offs, object metadata, object out_offs,
+                    object out) except -1:
+    """Acquire the buffers of a packed call; on any error release what was acquired."""
+    pk.stage = 0
+    pk.has_out = 0
+    try:
+        in_get(data, &pk.data, "data")
+        pk.stage = 1
+        in_get(metadata, &pk.meta, "metadata")
+        pk.stage = 2
+        _get_int64(offs, &pk.offs)
+        pk.stage = 3
+        _get_int64(out_offs, &pk.out_offs)
+        pk.stage = 4
+        if out is not None:
+            out_get(out, &pk.out)
+            pk.has_out = 1
+            if overlaps(pk.data.ptr, pk.data.len, <unsigned char *>pk.out.buf, pk.out.len) or \
+                    overlaps(pk.meta.ptr, pk.meta.len, <unsigned char *>pk.out.buf, pk.out.len):
+                raise ValueError("out must not overlap data or metadata")
+    except BaseException:
+        packed_release(pk)
+        raise
+    pk.io = <const int64_t *>pk.offs.buf
+    pk.oo = <int64_t *>pk.out_offs.buf
+    return 0
+
+
+cdef void packed_release(Packed *pk) noexcept:
+    if pk.has_out:
+        PyBuffer_Release(&pk.out)
+        pk.has_out = 0
+    if pk.stage >= 4:
+        PyBuffer_Release(&pk.out_offs)
+    if pk.stage >= 3:
+        PyBuffer_Release(&pk.offs)
+    if pk.stage >= 2:
+        in_release(&pk.meta)
+    if pk.stage >= 1:
+        in_release(&pk.data)
+    pk.stage = 0
 
 
 cdef object _status_error(int rc, uint64_t kid, uint64_t ctr, Py_ssize_t length):
@@ -1090,13 +1122,16 @@ cdef inline signed char _status_code(int rc) noexcept nogil:
 cdef class _Batch:
     """Per-frame scratch arrays of one batch call; frees everything on deallocation.
 
-    The nogil loops see only C pointers (key state, window, lock); the key objects
-    themselves are kept alive by ``refs``.
+    The nogil loops see only C pointers (inputs, key state, window, lock); the key
+    objects are kept alive by ``refs`` and buffer views are released at the end.
     """
 
-    cdef Py_ssize_t n, nin, nmeta
-    cdef InBuf *ins
-    cdef InBuf *metas
+    cdef Py_ssize_t n, nviews
+    cdef const unsigned char **ip   # input frame (or ciphertext) pointers and lengths
+    cdef Py_ssize_t *il
+    cdef const unsigned char **mp   # metadata pointers and lengths
+    cdef Py_ssize_t *ml
+    cdef Py_buffer *views           # buffer views to release (allocated on first use)
     cdef of_key **ks
     cdef of_window **ws
     cdef of_mutex **locks
@@ -1114,32 +1149,34 @@ cdef class _Batch:
         self.failed = -1
         self.refs = []
         cdef size_t m = <size_t>(n if n > 0 else 1)
-        self.ins = <InBuf *>calloc(m, sizeof(InBuf))
-        self.metas = <InBuf *>calloc(m, sizeof(InBuf))
-        self.ks = <of_key **>calloc(m, sizeof(of_key *))
-        self.ws = <of_window **>calloc(m, sizeof(of_window *))
-        self.locks = <of_mutex **>calloc(m, sizeof(of_mutex *))
-        self.kobjs = <PyObject **>calloc(m, sizeof(PyObject *))
-        self.kids = <uint64_t *>calloc(m, sizeof(uint64_t))
-        self.ctrs = <uint64_t *>calloc(m, sizeof(uint64_t))
-        self.hlens = <size_t *>calloc(m, sizeof(size_t))
-        self.status = <int *>calloc(m, sizeof(int))
-        self.outs = <unsigned char **>calloc(m, sizeof(unsigned char *))
-        if (self.ins == NULL or self.metas == NULL or self.ks == NULL or self.ws == NULL
-                or self.locks == NULL or self.kobjs == NULL or self.kids == NULL or self.ctrs == NULL
-                or self.hlens == NULL or self.status == NULL or self.outs == NULL):
+        self.ip = <const unsigned char **>malloc(m * sizeof(void *))
+        self.il = <Py_ssize_t *>malloc(m * sizeof(Py_ssize_t))
+        self.mp = <const unsigned char **>malloc(m * sizeof(void *))
+        self.ml = <Py_ssize_t *>malloc(m * sizeof(Py_ssize_t))
+        self.ks = <of_key **>malloc(m * sizeof(of_key *))
+        self.ws = <of_window **>malloc(m * sizeof(of_window *))
+        self.locks = <of_mutex **>malloc(m * sizeof(of_mutex *))
+        self.kobjs = <PyObject **>malloc(m * sizeof(PyObject *))
+        self.kids = <uint64_t *>malloc(m * sizeof(uint64_t))
+        self.ctrs = <uint64_t *>malloc(m * sizeof(uint64_t))
+        self.hlens = <size_t *>malloc(m * sizeof(size_t))
+        self.status = <int *>malloc(m * sizeof(int))
+        self.outs = <unsigned char **>malloc(m * sizeof(unsigned char *))
+        if (self.ip == NULL or self.il == NULL or self.mp == NULL or self.ml == NULL
+                or self.ks == NULL or self.ws == NULL or self.locks == NULL or self.kobjs == NULL
+                or self.kids == NULL or self.ctrs == NULL or self.hlens == NULL
+                or self.status == NULL or self.outs == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
         cdef Py_ssize_t i
-        if self.ins != NULL:
-            for i in range(self.nin):
-                in_release(&self.ins[i])
-        if self.metas != NULL:
-            for i in range(self.nmeta):
-                in_release(&self.metas[i])
-        free(self.ins)
-        free(self.metas)
+        for i in range(self.nviews):
+            PyBuffer_Release(&self.views[i])
+        free(self.views)
+        free(self.ip)
+        free(self.il)
+        free(self.mp)
+        free(self.ml)
         free(self.ks)
         free(self.ws)
         free(self.locks)
@@ -1149,6 +1186,33 @@ cdef class _Batch:
         free(self.hlens)
         free(self.status)
         free(self.outs)
+
+    cdef int acquire(self, Py_ssize_t i, object obj, str what, bint meta) except -1:
+        """Point frame ``i``'s input (or metadata) at ``obj``'s bytes, without copying."""
+        cdef Py_buffer *view
+        if PyBytes_CheckExact(obj):
+            if meta:
+                self.mp[i] = <const unsigned char *>PyBytes_AS_STRING(obj)
+                self.ml[i] = PyBytes_GET_SIZE(obj)
+            else:
+                self.ip[i] = <const unsigned char *>PyBytes_AS_STRING(obj)
+                self.il[i] = PyBytes_GET_SIZE(obj)
+            return 0
+        if self.views == NULL:
+            self.views = <Py_buffer *>malloc(2 * <size_t>(self.n if self.n > 0 else 1) * sizeof(Py_buffer))
+            if self.views == NULL:
+                raise MemoryError()
+        view = &self.views[self.nviews]
+        if _get_buffer(obj, view, PyBUF_SIMPLE) < 0:
+            _buffer_error(obj, what, False)
+        self.nviews += 1
+        if meta:
+            self.mp[i] = <const unsigned char *>view.buf
+            self.ml[i] = view.len
+        else:
+            self.ip[i] = <const unsigned char *>view.buf
+            self.il[i] = view.len
+        return 0
 
     cdef inline void set_key(self, Py_ssize_t i, _Key key):
         self.ks[i] = &key.k
@@ -1194,10 +1258,9 @@ cdef class _Batch:
         return 0
 
     cdef inline int parse(self, Py_ssize_t i, int nt) noexcept:
-        cdef InBuf *c = &self.ins[i]
-        if of_hdr_decode(c.ptr, <size_t>c.len, &self.kids[i], &self.ctrs[i], &self.hlens[i]) != OF_OK:
+        if of_hdr_decode(self.ip[i], <size_t>self.il[i], &self.kids[i], &self.ctrs[i], &self.hlens[i]) != OF_OK:
             return OF_ERR_MALFORMED
-        if c.len - <Py_ssize_t>self.hlens[i] < nt:
+        if self.il[i] - <Py_ssize_t>self.hlens[i] < nt:
             return OF_ERR_SHORT
         return OF_OK
 
@@ -1213,8 +1276,8 @@ cdef class _Batch:
                 held = self.locks[i]
                 of_mutex_lock(held)
             r = of_seal(self.ks[i], self.kids[i], self.ctrs[i],
-                        self.metas[i].ptr, <size_t>self.metas[i].len,
-                        self.ins[i].ptr, <size_t>self.ins[i].len, self.outs[i])
+                        self.mp[i], <size_t>self.ml[i],
+                        self.ip[i], <size_t>self.il[i], self.outs[i])
             if r < 0 and self.failed < 0:
                 self.failed = i
         if held != NULL:
@@ -1225,7 +1288,6 @@ cdef class _Batch:
         cdef Py_ssize_t i
         cdef of_mutex *held = NULL
         cdef int rc
-        cdef InBuf *c
         for i in range(self.n):
             if self.status[i] != OF_OK:
                 continue
@@ -1234,12 +1296,11 @@ cdef class _Batch:
                     of_mutex_unlock(held)
                 held = self.locks[i]
                 of_mutex_lock(held)
-            c = &self.ins[i]
             rc = of_window_check(self.ws[i], self.ctrs[i])
             if rc == OF_OK:
-                rc = of_open(self.ks[i], self.ctrs[i], c.ptr, self.hlens[i],
-                             self.metas[i].ptr, <size_t>self.metas[i].len,
-                             c.ptr + self.hlens[i], <size_t>(c.len - <Py_ssize_t>self.hlens[i]),
+                rc = of_open(self.ks[i], self.ctrs[i], self.ip[i], self.hlens[i],
+                             self.mp[i], <size_t>self.ml[i],
+                             self.ip[i] + self.hlens[i], <size_t>(self.il[i] - <Py_ssize_t>self.hlens[i]),
                              self.outs[i])
                 if rc == OF_OK:
                     of_window_update(self.ws[i], self.ctrs[i])
