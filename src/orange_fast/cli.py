@@ -21,7 +21,7 @@ __all__ = ["COMMANDS", "main", "build_parser"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("orange_fast.delivery.command", "run the delivery service until SIGINT/SIGTERM"),
-    "bench": ("orange_fast.benchmark.command", "measure SFrame cost against cryptography and the C-loop limit"),
+    "bench": ("orange_fast.benchmark.command", "end-to-end call benchmark per participant count (`bench frames`: per frame)"),
     # "call": ("orange_fast.<module>", "..."),    (issue 5)
 }
 """Subcommand name -> (module implementing it, one-line help)."""

@@ -332,7 +332,7 @@ class View:
             stale = self.stale | {m for m in self.members if m.client == client}
             if waiting == self.waiting and stale == self.stale:
                 return self, "noop:not-a-member"
-            return replace(self, waiting=waiting, stale=frozenset(stale)), "applied"
+            return View(self.gen, self.epoch, self.members, frozenset(stale), waiting), "applied"
         sender = entry.sender
         if sender is None:
             return self, "ignored:no-sender"
@@ -342,7 +342,7 @@ class View:
                 return self, "ignored:duplicate-keypackage"
             waiting = tuple(w for w in self.waiting if w.ref.client != sender) + (Waiting(ref, body.key_package),)
             stale = self.stale | {m for m in self.members if m.client == sender}
-            return replace(self, waiting=waiting, stale=frozenset(stale)), "applied"
+            return View(self.gen, self.epoch, self.members, frozenset(stale), waiting), "applied"
         if isinstance(body, CreateMsg):
             if self.committer() is not None:
                 return self, "ignored:group-alive"
@@ -377,10 +377,7 @@ class View:
             rem = set(removes)
             members = tuple(m for m in self.members if m not in rem) + tuple(w.ref for w in adds)
             waiting = tuple(w for w in self.waiting if w not in adds)
-            return (
-                replace(self, epoch=self.epoch + 1, members=members, stale=self.stale - rem, waiting=waiting),
-                "applied",
-            )
+            return View(self.gen, self.epoch + 1, members, self.stale - rem, waiting), "applied"
         return self, "ignored:unknown-body"
 
 
@@ -463,6 +460,7 @@ class _Inflight:
     expected_seq: int | None  # compare-and-append target (create/commit)
     kp_id: bytes | None = None  # kind "kp"
     accepted_seq: int | None = None
+    commit: bytes | None = None  # kind "commit": the bytes sent (recognise our own entry)
 
 
 @dataclass
@@ -480,6 +478,7 @@ class _Local:
     inflight: _Inflight | None = None
     next_request: int = 1
     ticks: int = 0
+    wait_seq: int = 0  # after a refused append: act again only once last_seq >= wait_seq
 
 
 class Committer:
@@ -541,6 +540,7 @@ class Committer:
             lo.inflight,
             lo.next_request,
             lo.ticks,
+            lo.wait_seq,
         )
 
     def clone(self, ops: GroupOps) -> Committer:
@@ -550,7 +550,9 @@ class Committer:
         c.ops = ops
         c.config = self.config
         c.view = self.view
-        c._l = replace(self._l)
+        lo = _Local.__new__(_Local)
+        lo.__dict__.update(self._l.__dict__)
+        c._l = lo
         c.notes = []
         return c
 
@@ -581,6 +583,7 @@ class Committer:
             self._on_result(event, out)
         elif isinstance(event, Tick):
             self._l.ticks += 1
+            self._l.wait_seq = 0
         elif isinstance(event, Leave):
             self._l.stopped = True
             if self._l.in_group:
@@ -615,13 +618,19 @@ class Committer:
         own_create = own_commit = False
         if inf is not None:
             if inf.kind == "kp":
-                if mine and isinstance(body, KeyPackageMsg) and body.kp_id == inf.kp_id:
+                if (mine and isinstance(body, KeyPackageMsg) and body.kp_id == inf.kp_id) or entry.seq == inf.accepted_seq:
                     lo.inflight = None
             elif entry.seq == inf.expected_seq:
                 lo.inflight = None
                 if mine and outcome == "applied" and inf.kind == "create" and isinstance(body, CreateMsg):
                     own_create = True
-                elif mine and outcome == "applied" and inf.kind == "commit" and isinstance(body, CommitMsg):
+                elif (
+                    mine
+                    and outcome == "applied"
+                    and inf.kind == "commit"
+                    and isinstance(body, CommitMsg)
+                    and body.commit == inf.commit
+                ):
                     own_commit = True
                 else:  # someone else won the slot: our compare-and-append failed
                     self._abandon(inf)
@@ -726,10 +735,13 @@ class Committer:
             return
         lo.caught_up = True
         inf = lo.inflight
-        if inf is not None and inf.accepted_seq is None:
+        if inf is not None:
             # Everything up to head is delivered and our entry is not among them: the
-            # append was lost with the connection.
-            if inf.kind == "kp" or (inf.expected_seq is not None and inf.expected_seq > head):
+            # append was lost with the connection (or resolved without our noticing).
+            if inf.accepted_seq is not None:
+                if inf.accepted_seq <= head:
+                    lo.inflight = None
+            elif inf.kind == "kp" or (inf.expected_seq is not None and inf.expected_seq > head):
                 lo.inflight = None
                 self._abandon(inf)
 
@@ -743,8 +755,12 @@ class Committer:
                 lo.inflight = replace(inf, accepted_seq=res.seq)
             # else: the entry was already delivered and resolved the append
         else:
+            # Refused: a compare-and-append lost the slot (the log head moved to
+            # ``res.seq`` or further), or the DS refused the message (limits).  Act again
+            # only after catching up with the entry that won, or after a Tick.
             lo.inflight = None
             self._abandon(inf)
+            lo.wait_seq = max(res.seq, inf.expected_seq or 0, lo.last_seq + 1)
 
     # ------------------------------------------------------------------ decisions
 
@@ -752,12 +768,13 @@ class Committer:
         lo = self._l
         rid = lo.next_request
         lo.next_request += 1
-        lo.inflight = _Inflight(rid, kind, expected, kp_id)
+        commit = body.commit if isinstance(body, CommitMsg) else None
+        lo.inflight = _Inflight(rid, kind, expected, kp_id, None, commit)
         out.append(Append(rid, body, expected))
 
     def _decide(self, out: list[Action]) -> None:
         lo = self._l
-        if not lo.caught_up or lo.stopped or lo.inflight is not None:
+        if not lo.caught_up or lo.stopped or lo.inflight is not None or lo.last_seq < lo.wait_seq:
             return
         v = self.view
         nxt = lo.last_seq + 1
