@@ -25,6 +25,9 @@ from orange_fast.session.committer import (  # noqa: E402
     CommitterConfig,
     CommitterError,
     CreateMsg,
+    GroupOpsError,
+    Rejected,
+    UpdateProposalMsg,
     Delivered,
     Disconnected,
     EpochChanged,
@@ -450,7 +453,7 @@ def test_refused_append_waits_for_the_winning_entry() -> None:
 # --------------------------------------------------------------------------- PCS
 
 
-def test_periodic_self_update() -> None:
+def test_periodic_update_member_proposes_committer_commits() -> None:
     room = Room(update_interval=2)
     for n in ("a", "b"):
         room.arrive(n)
@@ -461,10 +464,74 @@ def test_periodic_self_update() -> None:
     assert room.clients["a"].view.epoch == epoch
     room._feed("b", [Tick()])
     room.settle()
+    props = room.bodies(UpdateProposalMsg)
+    assert [e.sender for e in props] == ["b"]
     last = room.bodies(CommitMsg)[-1]
-    assert last.sender == "b" and last.body.adds == () and last.body.removes == ()
+    assert last.seq > props[0].seq
+    assert last.sender == "a" and last.body.adds == () and last.body.removes == ()
+    assert props[0].body.proposal.split(b"|")[-1] in last.body.commit  # committed by reference
     assert room.clients["a"].view.epoch == epoch + 1
     converged(room, ["a", "b"])
+
+
+def test_committer_updates_its_own_leaf() -> None:
+    room = Room(update_interval=1)
+    room.arrive("a")
+    room.arrive("b")
+    room.settle()
+    n = len(room.bodies(CommitMsg))
+    room._feed("a", [Tick()])
+    room.settle()
+    last = room.bodies(CommitMsg)[-1]
+    assert len(room.bodies(CommitMsg)) == n + 1 and last.sender == "a" and last.body.adds == ()
+    converged(room, ["a", "b"])
+
+
+def test_empty_commit_from_non_committer_is_ignored() -> None:
+    room = Room()
+    for n in ("a", "b"):
+        room.arrive(n)
+    room.settle()
+    v = room.clients["a"].view
+    e = LogEntry(len(room.log) + 1, CommitMsg(v.gen, v.epoch, (), (), b"garbage", None), "b")
+    assert v.apply(e) == (v, "ignored:not-designated-committer")
+    room.log.append(e)
+    room.settle()
+    converged(room, ["a", "b"])  # nobody was forced to resync
+
+
+def test_rejected_entry_is_a_noop_and_resolves_the_slot() -> None:
+    room = Room()
+    room.arrive("a")
+    room.settle()
+    room.arrive("b")
+    room.ds_step()
+    room.hold = True
+    room.deliver_all()  # a's commit waits at the DS for the next slot...
+    room.notice(Rejected("mallory", "malformed"))  # ...which a rejected message takes
+    room.hold = False
+    room.settle()
+    assert ("ignored:rejected" in [o for _, o in room.clients["a"].notes])
+    converged(room, ["a", "b"])
+
+
+def test_create_failure_publishes_a_fresh_key_package() -> None:
+    class FailingCreate(AbstractOps):
+        fails = 1
+
+        def create(self, kp_id: bytes) -> None:
+            if self.fails:
+                self.fails -= 1
+                raise GroupOpsError("cannot create")
+            super().create(kp_id)
+
+    m = Committer("a", FailingCreate("a"))
+    acts = m.handle(CaughtUp(0))
+    (kp,) = [a for a in acts if isinstance(a, Append)]
+    m.handle(AppendResult(kp.request_id, True, 1))
+    acts = m.handle(Delivered(LogEntry(1, kp.body, "a")))
+    (kp2,) = [a for a in acts if isinstance(a, Append)]
+    assert isinstance(kp2.body, KeyPackageMsg) and kp2.body.kp_id != kp.body.kp_id
 
 
 def test_config_validation() -> None:

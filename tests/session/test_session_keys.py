@@ -224,6 +224,19 @@ def test_epoch_change_grace_period_and_removal() -> None:
         b.decrypt(late_c)  # the removed member's key is gone for good
 
 
+def test_generation_counts_key_changes() -> None:
+    (a,) = members(1)
+    assert a.generation == 0
+    install_all({0: a}, 0, b"\x09" * 32, now=0.0)
+    install_all({0: a}, 1, b"\x0a" * 32, now=1.0)
+    assert a.generation == 2
+    a.expire(100.0)
+    assert a.generation == 2  # expiry of old receive keys does not change the send key
+    a.retire(101.0)
+    a.clear()
+    assert a.generation == 4 and a.send_kid is None and a.installed() == {}
+
+
 def test_newcomer_cannot_decrypt_before_join() -> None:
     a, b = members(2)
     install_all({0: a}, 0, b"\x03" * 32, now=0.0)

@@ -62,6 +62,8 @@ __all__ = [
     "KeyPackageMsg",
     "CreateMsg",
     "CommitMsg",
+    "UpdateProposalMsg",
+    "Rejected",
     "LogEntry",
     "Delivered",
     "CaughtUp",
@@ -169,9 +171,33 @@ class CommitMsg:
     welcome: bytes | None
 
 
-Body = Union[Joined, Left, Evicted, KeyPackageMsg, CreateMsg, CommitMsg]
+@dataclass(frozen=True)
+class UpdateProposalMsg:
+    """A member (not the committer) proposes to refresh its own leaf (MLS Update proposal).
+
+    Valid for one (``gen``, ``epoch``); the designated committer commits every valid
+    proposal of the epoch by reference in its next commit.
+    """
+
+    gen: int
+    epoch: int
+    proposal: bytes
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A log entry that did not decode or validate (set by the wire layer); a no-op for all.
+
+    Keeps sequence numbers contiguous.  ``reason`` is a short code for logs.
+    """
+
+    client: str
+    reason: str
+
+
+Body = Union[Joined, Left, Evicted, KeyPackageMsg, CreateMsg, CommitMsg, UpdateProposalMsg, Rejected]
 _NOTICES = (Joined, Left, Evicted)
-_CLIENT_BODIES = (KeyPackageMsg, CreateMsg, CommitMsg)
+_CLIENT_BODIES = (KeyPackageMsg, CreateMsg, CommitMsg, UpdateProposalMsg, Rejected)
 
 
 @dataclass(frozen=True)
@@ -277,6 +303,7 @@ class View:
         members: admitted members in seniority order (log order).
         stale: members that must be removed (left, evicted, or rejoining).
         waiting: clients waiting for admission, in arrival order (one entry per client).
+        updates: members with an update proposal in this epoch (committed by the next commit).
     """
 
     gen: int = 0
@@ -284,6 +311,7 @@ class View:
     members: tuple[MemberRef, ...] = ()
     stale: frozenset[MemberRef] = frozenset()
     waiting: tuple[Waiting, ...] = ()
+    updates: frozenset[MemberRef] = frozenset()
 
     def committer(self) -> str | None:
         """The designated committer: the earliest-admitted member that is not stale."""
@@ -309,7 +337,7 @@ class View:
 
     def idle(self) -> bool:
         """Nothing for the committer to do."""
-        return not self.waiting and not self.stale
+        return not self.waiting and not self.stale and not self.updates
 
     def is_waiting(self, ref: MemberRef) -> bool:
         return any(w.ref == ref for w in self.waiting)
@@ -332,7 +360,9 @@ class View:
             stale = self.stale | {m for m in self.members if m.client == client}
             if waiting == self.waiting and stale == self.stale:
                 return self, "noop:not-a-member"
-            return View(self.gen, self.epoch, self.members, frozenset(stale), waiting), "applied"
+            return View(self.gen, self.epoch, self.members, frozenset(stale), waiting, self.updates), "applied"
+        if isinstance(body, Rejected):
+            return self, "ignored:rejected"
         sender = entry.sender
         if sender is None:
             return self, "ignored:no-sender"
@@ -342,7 +372,16 @@ class View:
                 return self, "ignored:duplicate-keypackage"
             waiting = tuple(w for w in self.waiting if w.ref.client != sender) + (Waiting(ref, body.key_package),)
             stale = self.stale | {m for m in self.members if m.client == sender}
-            return View(self.gen, self.epoch, self.members, frozenset(stale), waiting), "applied"
+            return View(self.gen, self.epoch, self.members, frozenset(stale), waiting, self.updates), "applied"
+        if isinstance(body, UpdateProposalMsg):
+            if body.gen != self.gen or body.epoch != self.epoch:
+                return self, "ignored:wrong-epoch"
+            mine = [m for m in self.live_members() if m.client == sender]
+            if not mine or mine[0] == self.committer_ref():
+                return self, "ignored:proposal-not-from-member"
+            if mine[0] in self.updates:
+                return self, "ignored:duplicate-proposal"
+            return View(self.gen, self.epoch, self.members, self.stale, self.waiting, self.updates | {mine[0]}), "applied"
         if isinstance(body, CreateMsg):
             if self.committer() is not None:
                 return self, "ignored:group-alive"
@@ -361,12 +400,9 @@ class View:
                 return self, "ignored:no-group"
             adds = body.adds
             removes = body.removes
-            if not adds and not removes:
-                if not any(m.client == sender for m in self.live_members()):
-                    return self, "ignored:update-from-non-member"
-            else:
-                if sender != committer:
-                    return self, "ignored:not-designated-committer"
+            if sender != committer:
+                return self, "ignored:not-designated-committer"
+            if adds or removes:
                 add_refs = [w.ref for w in adds]
                 if len(set(add_refs)) != len(add_refs) or len({r.client for r in add_refs}) != len(add_refs):
                     return self, "ignored:duplicate-add"
@@ -377,7 +413,7 @@ class View:
             rem = set(removes)
             members = tuple(m for m in self.members if m not in rem) + tuple(w.ref for w in adds)
             waiting = tuple(w for w in self.waiting if w not in adds)
-            return View(self.gen, self.epoch + 1, members, self.stale - rem, waiting), "applied"
+            return View(self.gen, self.epoch + 1, members, self.stale - rem, waiting, frozenset()), "applied"
         return self, "ignored:unknown-body"
 
 
@@ -434,6 +470,11 @@ class GroupOps(Protocol):
         """Drop the group state (pending commit included); KeyPackages already made are kept."""
         ...
 
+    # Optional (needed only with ``update_interval`` > 0 for members that are not the
+    # committer): ``propose_update() -> bytes`` makes an Update proposal for our leaf and
+    # ``process_proposal(proposal: bytes) -> None`` validates and caches another member's.
+    # ``commit`` must include every cached valid proposal of the epoch.
+
 
 # --------------------------------------------------------------------------- the machine
 
@@ -456,11 +497,11 @@ class _Inflight:
     """The one append in flight: its kind and what resolves it."""
 
     request_id: int
-    kind: str  # "kp" | "create" | "commit"
+    kind: str  # "kp" | "create" | "commit" | "proposal" | "orphan"
     expected_seq: int | None  # compare-and-append target (create/commit)
     kp_id: bytes | None = None  # kind "kp"
     accepted_seq: int | None = None
-    commit: bytes | None = None  # kind "commit": the bytes sent (recognise our own entry)
+    commit: bytes | None = None  # kind "commit"/"proposal": the bytes sent (recognise our own entry)
 
 
 @dataclass
@@ -545,7 +586,7 @@ class Committer:
 
     def clone(self, ops: GroupOps) -> Committer:
         """A copy of this machine bound to ``ops`` (a copy of the ops, for exploration)."""
-        c = Committer.__new__(Committer)
+        c = type(self).__new__(type(self))
         c.client = self.client
         c.ops = ops
         c.config = self.config
@@ -620,6 +661,9 @@ class Committer:
             if inf.kind == "kp":
                 if (mine and isinstance(body, KeyPackageMsg) and body.kp_id == inf.kp_id) or entry.seq == inf.accepted_seq:
                     lo.inflight = None
+            elif inf.kind == "proposal":
+                if (mine and isinstance(body, UpdateProposalMsg) and body.proposal == inf.commit) or entry.seq == inf.accepted_seq:
+                    lo.inflight = None
             elif entry.seq == inf.expected_seq:
                 lo.inflight = None
                 if mine and outcome == "applied" and inf.kind == "create" and isinstance(body, CreateMsg):
@@ -639,7 +683,15 @@ class Committer:
         if outcome != "applied":
             return
 
-        if isinstance(body, CreateMsg):
+        if isinstance(body, UpdateProposalMsg):
+            if lo.in_group and not mine and lo.my_gen == new.gen:
+                process_proposal = getattr(self.ops, "process_proposal", None)
+                if process_proposal is not None:
+                    try:
+                        process_proposal(body.proposal)
+                    except GroupOpsError:
+                        self._note(entry.seq, "proposal-invalid")
+        elif isinstance(body, CreateMsg):
             if own_create:
                 lo.in_group = True
                 lo.my_gen = new.gen
@@ -697,7 +749,7 @@ class Committer:
         if self.ops.epoch != new.epoch:
             self._drop_group("epoch-mismatch", out)
             return
-        if self_update:
+        if self_update and lo.my_ref == new.committer_ref():
             lo.ticks = 0
         out.append(EpochChanged(new.gen, new.epoch))
 
@@ -741,7 +793,7 @@ class Committer:
             if inf.accepted_seq is not None:
                 if inf.accepted_seq <= head:
                     lo.inflight = None
-            elif inf.kind == "kp" or (inf.expected_seq is not None and inf.expected_seq > head):
+            elif inf.kind in ("kp", "proposal") or (inf.expected_seq is not None and inf.expected_seq > head):
                 lo.inflight = None
                 self._abandon(inf)
 
@@ -782,14 +834,18 @@ class Committer:
             cur = lo.current_kp
             ref = MemberRef(self.client, cur) if cur is not None else None
             if ref is not None and cur in lo.my_kps and v.is_waiting(ref):
-                if v.creator() == self.client and v.waiting[0].ref == ref:
-                    try:
-                        self.ops.create(cur)
-                    except GroupOpsError:
-                        self._safe_reset()
-                        return
+                if not (v.creator() == self.client and v.waiting[0].ref == ref):
+                    return  # wait for the committer to add us
+                try:
+                    self.ops.create(cur)
+                except GroupOpsError:
+                    # This KeyPackage cannot found a group: drop it and publish a fresh one.
+                    self._safe_reset()
+                    lo.my_kps = lo.my_kps - {cur}
+                    lo.current_kp = None
+                else:
                     self._append("create", CreateMsg(cur), nxt, out)
-                return  # wait for the committer to add us
+                    return
             # Not waiting with a usable KeyPackage: publish a fresh one.
             kp_id, kp = self.ops.new_key_package()
             lo.my_kps = lo.my_kps | {kp_id}
@@ -797,22 +853,31 @@ class Committer:
             self._append("kp", KeyPackageMsg(kp_id, kp), None, out, kp_id=kp_id)
             return
         # Member of the current group.
+        due = bool(self.config.update_interval) and lo.ticks >= self.config.update_interval
         if v.committer_ref() == lo.my_ref:
+            # Adds (arrival order) first, then removals, then the members' update
+            # proposals or our own periodic self-update (an empty commit with a path).
             if v.waiting:
                 adds = v.waiting
                 removes: tuple[MemberRef, ...] = ()
             else:
                 adds = ()
                 removes = tuple(m for m in v.members if m in v.stale)
-            if adds or removes:
-                if self._commit(adds, removes, nxt, out):
-                    return
-        if (
-            self.config.update_interval
-            and lo.ticks >= self.config.update_interval
-            and v.idle()
-        ):
-            self._commit((), (), nxt, out)
+            if adds or removes or v.updates or due:
+                self._commit(adds, removes, nxt, out)
+            return
+        propose = getattr(self.ops, "propose_update", None)
+        if due and propose is not None and lo.my_ref not in v.updates:
+            try:
+                proposal = propose()
+            except GroupOpsError:
+                self._drop_group("propose-failed", out)
+                return
+            lo.ticks = 0
+            rid = lo.next_request
+            lo.next_request += 1
+            lo.inflight = _Inflight(rid, "proposal", None, None, None, proposal)
+            out.append(Append(rid, UpdateProposalMsg(v.gen, v.epoch, proposal), None))
 
     def _commit(self, adds: tuple[Waiting, ...], removes: tuple[MemberRef, ...], nxt: int, out: list[Action]) -> bool:
         v = self.view

@@ -253,6 +253,7 @@ class EpochKeys:
         self.suite = suite
         self._ring = KeyRing(layout or KidLayout(), int(suite.Nk), grace_period)
         self._lock = threading.Lock()
+        self._generation = 0
 
     def __repr__(self) -> str:
         return f"EpochKeys({self._ring!r})"
@@ -266,6 +267,12 @@ class EpochKeys:
         """The KID our frames are encrypted under now (None before the first epoch)."""
         with self._lock:
             return self._ring.send_kid
+
+    @property
+    def generation(self) -> int:
+        """Counts key changes (install, retire, clear): media hooks compare it to notice a switch."""
+        with self._lock:
+            return self._generation
 
     @property
     def epoch(self) -> int | None:
@@ -300,6 +307,7 @@ class EpochKeys:
             except Exception:
                 ring.current, ring.previous = saved
                 raise
+            self._generation += 1
             return ring.current.send_kid  # type: ignore[union-attr]
 
     def expire(self, now: float) -> None:
@@ -311,11 +319,13 @@ class EpochKeys:
         """The group was lost: keep the current keys for the grace period only."""
         with self._lock:
             self._apply([(op, None) for op in self._ring.retire(now)])
+            self._generation += 1
 
     def clear(self) -> None:
         """Remove every key now."""
         with self._lock:
             self._apply([(op, None) for op in self._ring.clear()])
+            self._generation += 1
 
     def encrypt(self, frame: bytes, metadata: bytes = b"") -> bytes:
         """Encrypt a frame under the current send KID (raises LookupError before any epoch)."""
