@@ -97,15 +97,21 @@ _U32_PACKERS = tuple(_struct.Struct(f">{n}I") for n in range(16))
 def pack_u16_vector(items: "list[int]") -> bytes:
     """``uint16 items<V>`` encoded (varint byte length, then the big-endian values)."""
     n = len(items)
-    body = (_U16_PACKERS[n] if n < 16 else _struct.Struct(f">{n}H")).pack(*items)
-    return encode_varint(2 * n) + body
+    if n == 0:
+        return b"\x00"
+    if n < 16:
+        return _VARINT1[2 * n] + _U16_PACKERS[n].pack(*items)
+    return encode_varint(2 * n) + _struct.Struct(f">{n}H").pack(*items)
 
 
 def pack_u32_vector(items: "list[int]") -> bytes:
     """``uint32 items<V>`` encoded (varint byte length, then the big-endian values)."""
     n = len(items)
-    body = (_U32_PACKERS[n] if n < 16 else _struct.Struct(f">{n}I")).pack(*items)
-    return encode_varint(4 * n) + body
+    if n == 0:
+        return b"\x00"
+    if n < 16:
+        return _VARINT1[4 * n] + _U32_PACKERS[n].pack(*items)
+    return encode_varint(4 * n) + _struct.Struct(f">{n}I").pack(*items)
 
 
 def encode_opaque(data: bytes) -> bytes:
@@ -326,6 +332,10 @@ class Reader:
 
     def vector(self, decode_item: Callable[["Reader"], T] | Type[T]) -> list[T]:
         """``T items<V>``: the items must exactly fill the announced length."""
+        p = self._pos
+        if p < self._end and self._data[p] == 0:  # empty vector (common: extensions)
+            self._pos = p + 1
+            return []
         n = self.varint()
         sub = self.sub(n)
         fn: Callable[[Reader], T]

@@ -35,7 +35,7 @@ from enum import IntEnum
 from typing import List, Optional, Union
 
 from .codec import Reader, Struct, Writer, decode_enum, encode_varint, pack_u16_vector
-from .errors import DecodeError, InvalidSignatureError
+from .errors import DecodeError, InvalidPublicKeyError, InvalidSignatureError, UnsupportedError
 from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite  # noqa: F401
 
 __all__ = [
@@ -344,8 +344,6 @@ class LeafNode(Struct):
     def verify(self, suite: "int | Suite", group_id: Optional[bytes] = None,
                leaf_index: Optional[int] = None) -> bool:
         """True iff the signature verifies under ``signature_key`` (False also for a malformed key)."""
-        from .errors import InvalidPublicKeyError
-
         try:
             return get_suite(suite).verify_with_label(self.signature_key, "LeafNodeTBS",
                                                       self.tbs(group_id, leaf_index), self.signature)
@@ -475,8 +473,6 @@ class KeyPackage(Struct):
 
     def verify(self) -> bool:
         """True iff the KeyPackage signature verifies under the leaf node's signature key."""
-        from .errors import InvalidPublicKeyError, UnsupportedError
-
         try:
             return get_suite(self.cipher_suite).verify_with_label(self.leaf_node.signature_key, "KeyPackageTBS",
                                                                   self.tbs(), self.signature)
@@ -945,8 +941,6 @@ class GroupInfo(Struct):
             signature_private_key, "GroupInfoTBS", self.tbs())
 
     def verify(self, signature_public_key: bytes) -> bool:
-        from .errors import InvalidPublicKeyError
-
         try:
             return get_suite(self.group_context.cipher_suite).verify_with_label(
                 signature_public_key, "GroupInfoTBS", self.tbs(), self.signature)

@@ -131,6 +131,8 @@ class Suite:
         self.hpke = HPKESuite(kem_id, kdf_id, aead_id)
         self.kem = self.hpke.kem
         self.hash_name = hash_name
+        # the named constructor (hashlib.sha256, ...) skips hashlib.new's name lookup on every call
+        self._hash_ctor = getattr(hashlib, hash_name)
         self.signature_scheme = sig
         self.nh = self.hpke.nh
         self.nk = self.hpke.nk
@@ -144,7 +146,7 @@ class Suite:
 
     # -- hash / KDF -------------------------------------------------------------------------------
     def hash(self, data: bytes) -> bytes:
-        return hashlib.new(self.hash_name, data).digest()
+        return self._hash_ctor(data).digest()
 
     def mac(self, key: bytes, data: bytes) -> bytes:
         """MAC(key, data) = HMAC with the suite's hash."""

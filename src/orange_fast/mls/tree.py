@@ -13,17 +13,23 @@ path to the root, so a commit rehashes O(log n) nodes, not the whole tree.
 from __future__ import annotations
 
 import dataclasses
+import struct
 import hmac
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import treemath as tm
-from .codec import Reader, Writer
+from .codec import Reader, Writer, encode_opaque
 from .errors import DecodeError, InvalidLeafNodeError, InvalidTreeError
 
 __all__ = ["RatchetTree", "NODE_TYPE_LEAF", "NODE_TYPE_PARENT"]
 
 NODE_TYPE_LEAF = 1
 NODE_TYPE_PARENT = 2
+_LEAF_PREFIX = bytes((NODE_TYPE_LEAF,))
+_PARENT_PREFIX = bytes((NODE_TYPE_PARENT,))
+_PRESENT_LEAF = bytes((1, NODE_TYPE_LEAF))
+_PRESENT_PARENT = bytes((1, NODE_TYPE_PARENT))
+_U32 = struct.Struct(">I")
 
 Node = Any  # LeafNode | ParentNode (from .messages)
 
@@ -41,12 +47,14 @@ def _is_leaf_obj(node: Any) -> bool:
 class RatchetTree:
     """A left-balanced ratchet tree with cached tree hashes."""
 
-    __slots__ = ("suite", "nodes", "_hashes")
+    __slots__ = ("suite", "nodes", "_hashes", "_enc")
 
     def __init__(self, suite: Any, nodes: Optional[List[Optional[Node]]] = None) -> None:
         self.suite = suite
         self.nodes: List[Optional[Node]] = list(nodes) if nodes else []
         self._hashes: List[Optional[bytes]] = [None] * len(self.nodes)
+        # cached ``node.to_bytes()`` per position (nodes are immutable values; set_node invalidates)
+        self._enc: List[Optional[bytes]] = [None] * len(self.nodes)
 
     # ------------------------------------------------------------------ basics
     def copy(self) -> "RatchetTree":
@@ -55,6 +63,7 @@ class RatchetTree:
         t.suite = self.suite
         t.nodes = list(self.nodes)
         t._hashes = list(self._hashes)
+        t._enc = list(self._enc)
         return t
 
     @property
@@ -96,6 +105,7 @@ class RatchetTree:
     def set_node(self, x: int, node: Optional[Node]) -> None:
         """Replace node ``x`` and invalidate the cached hashes on its path."""
         self.nodes[x] = node
+        self._enc[x] = None
         self._invalidate(x)
 
     def set_leaf(self, leaf_index: int, leaf: Optional[Node]) -> None:
@@ -106,11 +116,13 @@ class RatchetTree:
         if not self.nodes:
             self.nodes = [None]
             self._hashes = [None]
+            self._enc = [None]
             return
         width = len(self.nodes)
         # the old tree becomes the left subtree with unchanged indices: its cached hashes stay valid
         self.nodes.extend([None] * (width + 1))
         self._hashes.extend([None] * (width + 1))
+        self._enc.extend([None] * (width + 1))
 
     def _truncate(self) -> None:
         # drop the right half while it is entirely blank (keep at least one leaf)
@@ -120,6 +132,7 @@ class RatchetTree:
                 break
             self.nodes = self.nodes[:half]
             self._hashes = self._hashes[:half]
+            self._enc = self._enc[:half]
             # the new root's cached hash is still valid (its subtree is unchanged)
 
     def add_leaf(self, leaf: Node) -> int:
@@ -209,6 +222,14 @@ class RatchetTree:
         n = self.n_leaves
         return [(p, c) for p, c in zip(tm.direct_path(x, n), tm.copath(x, n)) if self.resolution_nonempty(c)]
 
+    def _node_bytes(self, x: int) -> bytes:
+        """Cached encoding of the (non-blank) node at ``x``."""
+        b = self._enc[x]
+        if b is None:
+            b = self.nodes[x].to_bytes()
+            self._enc[x] = b
+        return b
+
     # ------------------------------------------------------------ tree hash
     def tree_hash(self, x: Optional[int] = None) -> bytes:
         """Tree hash of the subtree rooted at ``x`` (default: root). Cached."""
@@ -233,27 +254,29 @@ class RatchetTree:
             if cached is not None:
                 return cached
             exclude = None
-        w = Writer()
         node = self.nodes[x]
         if x & 1 == 0:
             leaf_index = x >> 1
-            if exclude and leaf_index in exclude:
-                node = None
-            w.u8(NODE_TYPE_LEAF)
-            w.u32(leaf_index)
-            w.optional(node)
+            # LeafNodeHashInput: node_type, leaf_index, optional<LeafNode>
+            if node is None or (exclude and leaf_index in exclude):
+                data = _LEAF_PREFIX + _U32.pack(leaf_index) + b"\x00"
+            else:
+                data = _LEAF_PREFIX + _U32.pack(leaf_index) + b"\x01" + self._node_bytes(x)
         else:
             left_h = self._compute_hash(tm.left(x), exclude)
             right_h = self._compute_hash(tm.right(x), exclude)
-            if node is not None and exclude:
+            # ParentNodeHashInput: node_type, optional<ParentNode>, left_hash<V>, right_hash<V>
+            if node is None:
+                body = b"\x00"
+            elif exclude:
                 node = dataclasses.replace(
                     node, unmerged_leaves=[l for l in node.unmerged_leaves if l not in exclude]
                 )
-            w.u8(NODE_TYPE_PARENT)
-            w.optional(node)
-            w.opaque(left_h)
-            w.opaque(right_h)
-        h = self.suite.hash(w.getvalue())
+                body = b"\x01" + node.to_bytes()
+            else:
+                body = b"\x01" + self._node_bytes(x)
+            data = b"".join((_PARENT_PREFIX, body, encode_opaque(left_h), encode_opaque(right_h)))
+        h = self.suite.hash(data)
         if cacheable:
             self._hashes[x] = h
         return h
@@ -409,16 +432,15 @@ class RatchetTree:
         while last > 0 and self.nodes[last - 1] is None:
             last -= 1
 
-        sub = Writer()
+        parts = []
+        nodes = self.nodes
         for x in range(last):
-            node = self.nodes[x]
-            if node is None:
-                sub.u8(0)
+            if nodes[x] is None:
+                parts.append(b"\x00")
             else:
-                sub.u8(1)
-                sub.u8(NODE_TYPE_LEAF if x & 1 == 0 else NODE_TYPE_PARENT)
-                node.encode(sub)
-        w.opaque(sub.getvalue())
+                parts.append(_PRESENT_LEAF if x & 1 == 0 else _PRESENT_PARENT)
+                parts.append(self._node_bytes(x))
+        w.opaque(b"".join(parts))
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -429,13 +451,20 @@ class RatchetTree:
     def decode(cls, suite: Any, r: Reader) -> "RatchetTree":
         messages = _messages()
 
+        raws: Dict[int, bytes] = {}
+
         def dec_node(rr: Reader) -> Node:
             t = rr.u8()
+            start = rr.position
             if t == NODE_TYPE_LEAF:
-                return messages.LeafNode.decode(rr)
-            if t == NODE_TYPE_PARENT:
-                return messages.ParentNode.decode(rr)
-            raise DecodeError(f"unknown node type {t}")
+                node = messages.LeafNode.decode(rr)
+            elif t == NODE_TYPE_PARENT:
+                node = messages.ParentNode.decode(rr)
+            else:
+                raise DecodeError(f"unknown node type {t}")
+            # the strict decoder only accepts the canonical encoding: keep it for the encoding cache
+            raws[id(node)] = rr.data[start : rr.position]
+            return node
 
         nodes = r.vector(lambda rr: rr.optional(dec_node))
         if not nodes or nodes[-1] is None:
@@ -445,6 +474,9 @@ class RatchetTree:
             n_leaves <<= 1
         nodes.extend([None] * (tm.node_width(n_leaves) - len(nodes)))
         tree = cls(suite, nodes)
+        for x, node in enumerate(nodes):
+            if node is not None:
+                tree._enc[x] = raws[id(node)]
         tree.verify_structure()
         return tree
 
