@@ -43,8 +43,9 @@ def _float_tuple(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``orange-fast bench``."""
-    parser.add_argument("what", nargs="?", choices=("call", "frames"), default=None,
-                        help="call: end-to-end call benchmark (default); frames: per-frame benchmark")
+    parser.add_argument("what", nargs="?", choices=("call", "frames", "mls", "session"), default=None,
+                        help="call: end-to-end call benchmark (default); frames: per-frame SFrame benchmark; "
+                             "mls: MLS operations against mls-rs; session: join/leave latency on loopback")
     parser.add_argument("--frames", action="store_true", help="same as `orange-fast bench frames`")
     parser.add_argument("--quick", action="store_true", help="a few seconds: fewer sizes, N and rounds (for CI)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case")
@@ -54,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--suites", type=_int_tuple, default=None, help="SFrame suites, e.g. 4,5,1")
     g.add_argument("--sizes", type=_int_tuple, default=None, help="frame sizes in bytes")
     g.add_argument("--no-threads", action="store_true", help="skip the 2-thread scaling runs")
+    g = parser.add_argument_group("MLS and session benchmarks (mls, session)")
+    g.add_argument("--group-sizes", type=_int_tuple, default=None, metavar="N,N,...",
+                   help="group sizes (mls default 2,8,32,128,512,1024; session default 2,4,8,16,32,64)")
     g = parser.add_argument_group("call benchmark (call)")
     g.add_argument("--participants", "-n", type=_int_tuple, default=None, metavar="N,N,...",
                    help="participant counts (default 2,4,8,16,32,64; quick 2,4,8)")
@@ -119,7 +123,50 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark selected (the call benchmark by default)."""
     if args.frames or args.what == "frames":
         return run_frames(args)
+    if args.what == "mls":
+        return run_mls(args)
+    if args.what == "session":
+        return run_session(args)
     return run_call(args)
+
+
+def _emit(args: argparse.Namespace, result: dict, table: str) -> int:
+    print(table)
+    if args.json:
+        _write(args.json, json.dumps(result, indent=2, default=str) + "\n")
+        print(f"\nJSON written to {args.json}")
+    _write(args.markdown, table + "\n")
+    return 0
+
+
+def run_mls(args: argparse.Namespace) -> int:
+    """MLS commit / process / Welcome costs per group size, side by side with mls-rs."""
+    from .mls import DEFAULT_SIZES, QUICK_SIZES, format_mls_table, run_mls_bench
+
+    sizes = args.group_sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if any(n < 2 for n in sizes) or (args.rounds is not None and args.rounds < 1):
+        print("orange-fast bench: group sizes must be >= 2 and --rounds >= 1", file=sys.stderr)
+        return 2
+    progress = _Progress()
+    kwargs = {} if args.rounds is None else {"rounds": args.rounds}
+    result = run_mls_bench(sizes, quick=args.quick, progress=progress, **kwargs)
+    progress.done()
+    return _emit(args, result, format_mls_table(result))
+
+
+def run_session(args: argparse.Namespace) -> int:
+    """Join and leave latency, messages and bytes per join, on a loopback delivery service."""
+    from .session import DEFAULT_SIZES, QUICK_SIZES, format_session_table, run_session_bench
+
+    sizes = args.group_sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if any(n < 2 for n in sizes) or (args.rounds is not None and args.rounds < 1):
+        print("orange-fast bench: group sizes must be >= 2 and --rounds >= 1", file=sys.stderr)
+        return 2
+    progress = _Progress()
+    kwargs = {} if args.rounds is None else {"rounds": args.rounds}
+    result = run_session_bench(sizes, progress=progress, **kwargs)
+    progress.done()
+    return _emit(args, result, format_session_table(result))
 
 
 def run_call(args: argparse.Namespace) -> int:
