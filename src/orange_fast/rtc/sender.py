@@ -64,13 +64,18 @@ class SenderProtection:
         self.limiter.request(self._clock())
 
     # -- called from the encoder thread ---------------------------------------------------
-    def begin_frame(self, force_keyframe: bool) -> tuple[int | None, bool]:
-        """Snapshot the send KID for the next frame and decide whether it must be a keyframe."""
+    def begin_frame(self, force_keyframe: bool, *, video: bool = True) -> tuple[int | None, bool]:
+        """Snapshot the send KID for the next frame and decide whether it must be a keyframe.
+
+        Audio frames all decode independently: they take the KID snapshot only.
+        """
         while True:
             generation = self.keys.key_generation()
             kid = self.keys.send_kid()
             if self.keys.key_generation() == generation:
                 break
+        if not video:
+            return kid, False
         now = self._clock()
         force = force_keyframe
         if generation != self._last_generation:
@@ -189,7 +194,7 @@ def _audio_encoder(base: type) -> type:
         def _protect_all(self, payloads: list[bytes], timestamp: int) -> tuple[list[bytes], int]:
             if not payloads:
                 return payloads, timestamp
-            kid, _ = self._oe_hook.begin_frame(False)
+            kid, _ = self._oe_hook.begin_frame(False, video=False)
             out = []
             for payload in payloads:
                 protected = self._oe_hook.protect(self._oe_transform, kid, payload)
@@ -223,6 +228,7 @@ def protect_sender(
     *,
     vp8_clear_header: bool = False,
     keyframe_interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SenderProtection:
     """Encrypt every frame ``sender`` sends with SFrame under ``keys``.
 
@@ -236,13 +242,17 @@ def protect_sender(
         AlreadyProtectedError: the sender is already protected.
     """
     compat.check_aiortc()
+    if not isinstance(keys, FrameKeys):
+        raise TypeError("keys must implement orange_fast.rtc.FrameKeys (context, send_kid, key_generation)")
     compat.require_slot(sender, compat.SENDER_ENCODER_SLOT)
     if getattr(sender, _HOOK_ATTR, None) is not None:
         raise AlreadyProtectedError("this RTCRtpSender already has E2EE hooks")
     if getattr(sender, compat.SENDER_ENCODER_SLOT) is not None:
         # an unprotected encoder already exists: replace it (the next frame uses ours)
         setattr(sender, compat.SENDER_ENCODER_SLOT, None)
-    hook = SenderProtection(sender, keys, vp8_clear_header=vp8_clear_header, keyframe_interval=keyframe_interval)
+    hook = SenderProtection(
+        sender, keys, vp8_clear_header=vp8_clear_header, keyframe_interval=keyframe_interval, clock=clock
+    )
     original_next = sender._next_encoded_frame
 
     async def _next_encoded_frame(codec: Any) -> Any:
