@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of media (default 5)")
     parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8", help="video codec (default vp8)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--static-keys", action="store_true",
+                        help="fixed demo keys instead of the session layer (no delivery service, no MLS)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,10 +30,27 @@ def run(args: argparse.Namespace) -> int:
     from .errors import JanusError, NetnsError
 
     logging.getLogger("aiortc").setLevel(logging.ERROR)
+    if args.participants < 2:
+        print("orange-fast call: a call needs at least 2 participants", file=sys.stderr)
+        return 2
     try:
-        summary = run_call(args.participants, args.seconds, videocodec=args.codec)
-    except (JanusError, NetnsError, ValueError) as exc:
+        if args.static_keys:
+            summary = run_call(args.participants, args.seconds, videocodec=args.codec)
+        else:
+            from .session_room import SessionRoom
+
+            # the delivery service and one session client per participant agree on an MLS
+            # group first; the hooks then take their SFrame keys from those clients
+            with SessionRoom(args.participants) as room:
+                summary = run_call(args.participants, args.seconds, videocodec=args.codec,
+                                   keys=room.clients, safety_numbers=room.safety_numbers())
+                summary["delivery_service"] = room.url
+                summary["epoch"] = room.clients[0].epoch
+    except (JanusError, NetnsError, ValueError, TimeoutError) as exc:
         print(f"orange-fast call: {exc}", file=sys.stderr)
         return 2
+    if not args.json and "delivery_service" in summary:
+        print(f"delivery service {summary['delivery_service']}; MLS epoch {summary['epoch']}; "
+              "SFrame keys from the MLS exporter")
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0

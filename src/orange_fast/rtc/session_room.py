@@ -1,0 +1,111 @@
+"""A room of session clients for the call demo: the real delivery service and one
+:class:`~orange_fast.session.client.SessionClient` per participant, on a private asyncio loop.
+
+The clients agree on an MLS group through the delivery service (127.0.0.1, SQLite in
+a temporary directory) with the designated committer, and each one is the
+:class:`~orange_fast.rtc.keys.FrameKeys` of its participant: the aiortc hooks read its
+thread-safe SFrame context and send KID from the media threads while the loop here
+keeps the session alive (heartbeats, commits, key changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SessionRoom"]
+
+
+class SessionRoom:
+    """``n`` session clients in one room, converged before :meth:`start` returns.
+
+    Use as a context manager.  :attr:`clients` are the per-participant key providers;
+    :meth:`safety_numbers` what each participant shows.
+    """
+
+    def __init__(self, n: int, *, timeout: float = 60.0, room: str = "demo") -> None:
+        if n < 1:
+            raise ValueError("a room needs at least one participant")
+        self.n = n
+        self.timeout = timeout
+        self.room = room
+        self.clients: list[Any] = []
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="session-room", daemon=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix="orange-fast-call-")
+        self._server: Any = None
+
+    def __enter__(self) -> SessionRoom:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> None:
+        """Start the delivery service and the clients; wait until all share one epoch."""
+        self._thread.start()
+        try:
+            self._run(self._start(), self.timeout + 10)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _start(self) -> None:
+        from ..delivery.server import DeliveryServer
+        from ..delivery.storage import SQLiteStorage
+        from ..session.client import SessionClient, SessionConfig
+
+        storage = SQLiteStorage(Path(self._tmp.name) / "rooms.db", synchronous="NORMAL")
+        self._server = DeliveryServer("127.0.0.1", 0, storage)
+        await self._server.start()
+        self.url = self._server.url
+        token = secrets.token_bytes(24)
+        config = SessionConfig(tick_interval=0.2)
+        for i in range(self.n):
+            client = SessionClient(self.url, self.room, token, f"participant-{i}", config=config)
+            await client.start()
+            self.clients.append(client)
+
+        def converged() -> bool:
+            states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety_value) for c in self.clients}
+            return (
+                all(c.in_group and c.send_kid() is not None for c in self.clients)
+                and len(states) == 1
+                and all(len(c.roster) == self.n for c in self.clients)
+            )
+
+        await self.clients[0].wait_until(converged, self.timeout)
+
+    def safety_numbers(self) -> list[str]:
+        """The safety number each participant shows (all equal when nobody is attacked)."""
+        return [c.safety_number or "" for c in self.clients]
+
+    def stop(self) -> None:
+        """Leave, stop the delivery service and the loop; idempotent."""
+        if self._thread.is_alive():
+            try:
+                self._run(self._stop(), 30)
+            except Exception:  # best effort: the process is ending the demo anyway
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._tmp.cleanup()
+
+    async def _stop(self) -> None:
+        for client in self.clients:
+            try:
+                await client.leave(timeout=2.0)
+            except Exception:
+                await client.crash()
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
