@@ -28,7 +28,7 @@ VARIABLES log,              \* the DS log: a sequence of entries
           pending,          \* pending[c]: the entry c asked the DS to append, or NoOne
           up                \* set of running clients
 
-Entry == [kind: {"joined", "left", "evicted", "kp", "create", "commit"},
+Entry == [kind: {"joined", "left", "evicted", "kp", "create", "commit", "proposal", "rejected"},
           sender: Clients \cup {NoOne}, body: ANY]
 
 (***************************************************************************)
@@ -36,7 +36,7 @@ Entry == [kind: {"joined", "left", "evicted", "kp", "create", "commit"},
 (***************************************************************************)
 RECURSIVE Fold(_, _)
 Init0 == [gen |-> 0, epoch |-> 0, hash |-> 0, members |-> << >>,
-          stale |-> {}, waiting |-> << >>]
+          stale |-> {}, waiting |-> << >>, updates |-> {}]
 
 Live(v) == SelectSeq(v.members, LAMBDA m: m \notin v.stale)
 Committer(v) == IF Len(Live(v)) > 0 THEN Head(Live(v)).client ELSE NoOne
@@ -55,14 +55,18 @@ Apply(v, e) ==
     [] e.kind = "create" /\ Creator(v) = e.sender ->            \* one group, by log order
          [gen |-> v.gen + 1, epoch |-> 0, hash |-> <<v.gen + 1, e.sender>>,
           members |-> << Head(v.waiting) >>, stale |-> {},
-          waiting |-> Tail(v.waiting)]
+          waiting |-> Tail(v.waiting), updates |-> {}]
+    [] e.kind = "proposal" /\ e.body.gen = v.gen /\ e.body.epoch = v.epoch
+         /\ e.sender \in {m.client : m \in Range(Live(v))} /\ e.sender # Committer(v) ->
+         [v EXCEPT !.updates = @ \cup {e.sender}]           \* committed by the next commit
     [] e.kind = "commit" /\ e.body.gen = v.gen /\ e.body.epoch = v.epoch
-         /\ (e.sender = Committer(v) \/ (e.body.adds = << >> /\ e.body.removes = {})) ->
+         /\ e.sender = Committer(v) ->                       \* only the designated committer
          [v EXCEPT !.epoch   = @ + 1,
                    !.hash    = <<@, e.body.adds, e.body.removes>>,   \* history hash
                    !.members = SelectSeq(@, LAMBDA m: m \notin e.body.removes) \o e.body.adds,
                    !.stale   = @ \ e.body.removes,
-                   !.waiting = SelectSeq(@, LAMBDA w: w \notin Range(e.body.adds))]
+                   !.waiting = SelectSeq(@, LAMBDA w: w \notin Range(e.body.adds)),
+                   !.updates = {}]
     [] OTHER -> v                                               \* stale/forged: ignored by all
 
 Fold(v, s) == IF s = << >> THEN v ELSE Fold(Apply(v, Head(s)), Tail(s))
@@ -87,6 +91,10 @@ Decide(c) ==
         /\ Len(v.waiting) = 0 /\ v.stale # {}
         /\ pending' = [pending EXCEPT ![c] = [kind |-> "commit", at |-> Len(log) + 1,
                                               adds |-> << >>, removes |-> v.stale]]
+     \/ /\ Committer(v) = c /\ mls[c] # NoOne                             \* ... then proposals
+        /\ Len(v.waiting) = 0 /\ v.stale = {} /\ v.updates # {}
+        /\ pending' = [pending EXCEPT ![c] = [kind |-> "commit", at |-> Len(log) + 1,
+                                              adds |-> << >>, removes |-> {}]]
   /\ UNCHANGED <<log, cursor, mls, up>>
 
 \* The DS: compare-and-append.  A commit and its Welcome are ONE entry.

@@ -16,7 +16,6 @@ import hmac
 from collections.abc import Sequence
 
 from ..mls import CipherSuite, Group, KeyPackage, KeyPackagePrivate, MLSError, SignatureKeyPair
-from ..mls import messages as M
 from .committer import GroupOpsError, MemberRef
 from .wire import WireDecoder
 
@@ -86,16 +85,10 @@ class MLSGroupOps:
         group = self._require()
         try:
             leaves = [self._leaf_of(r) for r in removes]
-            if adds and leaves:
-                props = [M.Proposal(M.Add(KeyPackage.from_bytes(k))) for k in adds]
-                props += [M.Proposal(M.Remove(i)) for i in leaves]
-                out = group.commit(props, include_cached=False)
-            elif adds:
-                out = group.add(list(adds))
-            elif leaves:
-                out = group.remove(leaves)
-            else:
-                out = group.update()
+            # every cached Update proposal of the epoch (members' periodic self-updates) is
+            # committed by reference; a commit with nothing else refreshes our own path
+            out = group.commit(add=list(adds), remove=leaves, include_cached=True,
+                               force_path=not adds and not leaves)
         except MLSError as exc:
             group.clear_pending_commit()
             raise MLSOpsError(f"commit failed: {type(exc).__name__}") from None
@@ -138,6 +131,26 @@ class MLSGroupOps:
         if mismatch:
             group._s = saved  # noqa: SLF001
             raise MLSOpsError("message does not do what its log entry states")
+
+    def propose_update(self) -> bytes:
+        """An MLS Update proposal for our own leaf (post-compromise security), for the log."""
+        group = self._require()
+        try:
+            return group.propose_update()
+        except MLSError as exc:
+            raise MLSOpsError(f"update proposal failed: {type(exc).__name__}") from None
+
+    def process_proposal(self, proposal: bytes) -> None:
+        """Validate and cache another member's Update proposal (committed by the committer)."""
+        group = self._require()
+        saved = group._s  # noqa: SLF001 - Group.process swaps in a new state only on success
+        try:
+            result = group.process(proposal)
+        except MLSError as exc:
+            raise MLSOpsError(f"proposal rejected: {type(exc).__name__}") from None
+        if result.kind != "proposal" or result.proposal_type != "update":
+            group._s = saved  # noqa: SLF001
+            raise MLSOpsError("log entry is not an Update proposal")
 
     def join(self, welcome: bytes, kp_id: bytes) -> None:
         private = self._kps.pop(kp_id, None)

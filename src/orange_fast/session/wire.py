@@ -48,6 +48,7 @@ from .committer import (
     Left,
     LogEntry,
     MemberRef,
+    UpdateProposalMsg,
     Waiting,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "KIND_KEY_PACKAGE",
     "KIND_CREATE",
     "KIND_COMMIT",
+    "KIND_UPDATE",
     "MAX_PAYLOAD",
     "WireError",
     "Decoded",
@@ -68,6 +70,7 @@ WIRE_VERSION = 1
 KIND_KEY_PACKAGE = "of.kp"
 KIND_CREATE = "of.create"
 KIND_COMMIT = "of.commit"
+KIND_UPDATE = "of.update"
 MAX_PAYLOAD = 1 << 20
 """Largest handshake payload a client accepts (the delivery service's default limit)."""
 MAX_REFS = 4096
@@ -116,6 +119,8 @@ def encode_body(body: Body) -> tuple[str, bytes]:
         else:
             parts.append(b"\x01" + _opaque(body.welcome, 4))
         return KIND_COMMIT, b"".join(parts)
+    if isinstance(body, UpdateProposalMsg):
+        return KIND_UPDATE, v + struct.pack(">IQ", body.gen, body.epoch) + _opaque(body.proposal, 4)
     raise WireError(f"cannot encode {type(body).__name__}")
 
 
@@ -170,15 +175,16 @@ class ParsedCommit:
     welcome: bytes | None
 
 
-def parse_payload(kind: str, payload: bytes) -> bytes | ParsedCommit:
-    """Parse one handshake payload: the KeyPackage bytes (``of.kp``), the kp_id (``of.create``)
-    or a :class:`ParsedCommit` (``of.commit``).  Raises :class:`WireError`."""
+def parse_payload(kind: str, payload: bytes) -> bytes | ParsedCommit | UpdateProposalMsg:
+    """Parse one handshake payload: the KeyPackage bytes (``of.kp``), the kp_id (``of.create``),
+    a :class:`ParsedCommit` (``of.commit``) or an :class:`UpdateProposalMsg` (``of.update``).
+    Raises :class:`WireError`."""
     if not isinstance(payload, (bytes, bytearray)):
         raise WireError("payload must be bytes")
     payload = bytes(payload)
     if len(payload) > MAX_PAYLOAD:
         raise WireError("payload too large")
-    if kind not in (KIND_KEY_PACKAGE, KIND_CREATE, KIND_COMMIT):
+    if kind not in (KIND_KEY_PACKAGE, KIND_CREATE, KIND_COMMIT, KIND_UPDATE):
         raise WireError("unknown kind")
     r = _Reader(payload)
     if r.uint(1) != WIRE_VERSION:
@@ -195,6 +201,14 @@ def parse_payload(kind: str, payload: bytes) -> bytes | ParsedCommit:
         if not kp_id:
             raise WireError("empty kp_id")
         return kp_id
+    if kind == KIND_UPDATE:
+        gen = r.uint(4)
+        epoch = r.uint(8)
+        proposal = r.opaque(4)
+        r.finish()
+        if not proposal:
+            raise WireError("empty proposal")
+        return UpdateProposalMsg(gen, epoch, proposal)
     gen = r.uint(4)
     epoch = r.uint(8)
     adds = tuple(r.ref() for _ in range(r.uint(2)))
@@ -282,6 +296,9 @@ class WireDecoder:
         if kind == KIND_CREATE:
             assert isinstance(parsed, bytes)
             return CreateMsg(parsed)
+        if kind == KIND_UPDATE:
+            assert isinstance(parsed, UpdateProposalMsg)
+            return parsed
         assert isinstance(parsed, ParsedCommit)
         adds = []
         for client, kp_id in parsed.adds:
