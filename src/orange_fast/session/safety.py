@@ -7,8 +7,7 @@ Derivation (all integers big-endian, ``len`` = u32 byte length)::
               || u32(number of members)
               || for each member: u32(len(identity)) || identity || u32(len(signature_key)) || signature_key
     digest  = SHA-256(input)                     (32 bytes; the full value, ``hex``)
-    shown   = the first 204 bits of digest as 12 groups of 17 bits, each group written as a
-              zero-padded 6-digit decimal... see DIGITS below
+    shown   = the first 192 bits of digest as 12 groups of 16 bits (see Rendering)
 
 Rendering: the first ``GROUPS * BITS_PER_GROUP`` = 12 x 16 = 192 bits of the digest are split
 into 12 big-endian 16-bit chunks; each chunk (0..65535) is written as exactly 5 decimal
