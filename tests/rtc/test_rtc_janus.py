@@ -95,8 +95,16 @@ def test_keyframe_request_storm_is_bounded(vp8_call: dict[str, Any]) -> None:
         assert r["keyframe_requests_suppressed"] > r["keyframe_requests_sent"]
 
 
+def _few_pictures(report: dict[str, Any], minimum: int = 8) -> bool:
+    return any(len(r["video_indices"]) < minimum for p in report["participants"] for r in p["remotes"].values())
+
+
 def test_h264_through_janus(janus_server: Any) -> None:
-    report = _run_call(janus_server, n=2, seconds=3.0, videocodec="h264", keyless_observer=False)
+    report = _run_call(janus_server, n=2, seconds=4.0, videocodec="h264", keyless_observer=False)
+    if _few_pictures(report):
+        # aiortc's jitter buffer can stall for seconds after a packet it never gets back
+        # (seen on loaded hosts, with or without E2EE): one more call, same assertions
+        report = _run_call(janus_server, n=2, seconds=4.0, videocodec="h264", keyless_observer=False)
     for p in report["participants"]:
         for remote_index, remote in p["remotes"].items():
             _assert_decodes_remote(remote, tone_for(int(remote_index)))

@@ -147,8 +147,10 @@ def test_atheris_coverage_guided_run(tmp_path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()  # the target seeds an empty corpus with valid ciphertexts of every suite
     env = dict(os.environ)
-    src = str(HERE.parent.parent / "src")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    # the fuzz target must import the same orange_fast as this test (the installed wheel in
+    # CI, the source tree in development), not whatever src/ happens to hold
+    pkg_parent = str(Path(sframe.__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
         [sys.executable, str(HERE / "sframe_fuzz_target.py"), f"-max_total_time={seconds}",
          "-rss_limit_mb=1024", "-timeout=10", f"-artifact_prefix={tmp_path}/", str(corpus)],
