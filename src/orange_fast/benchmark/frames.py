@@ -203,7 +203,7 @@ def _thread_scaling(size: int, rounds: int) -> dict[str, float]:
                     c.add_send_key(KID, BASE_KEY)
                     ctxs.append(c)
                 barrier = threading.Barrier(threads + 1)
-                reps = 4
+                reps = max(4, (32 << 20) // (n * size))  # ~32 MiB per thread: tens of ms
 
                 def work(c: Context) -> None:
                     out = np.empty(int(offs[-1]) + n * 33, dtype=np.uint8)
