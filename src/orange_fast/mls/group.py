@@ -556,17 +556,7 @@ class Group:
         ac.auth.confirmation_tag = tag
         commit_msg = self._protect(st, ac)  # with the old epoch's keys
 
-        new = st.copy()
-        new.tree = tree
-        new.context = new_ctx
-        new.resumption[st.context.epoch] = st.epoch.resumption_psk
-        _trim_resumption(new)
-        new.epoch = new_epoch
-        new.confirmation_tag = tag
-        new.interim_transcript_hash = _interim(s, confirmed, tag)
-        new.proposals = {}
-        new.update_keys = {}
-        new.sent_proposals = {}
+        new = _next_epoch_state(st, tree, new_ctx, new_epoch, tag, confirmed)
         privs = TK.prune_private_keys(tree, dict(st.privs))
         if path_secrets is not None:
             privs.update(path_secrets.privs)
@@ -1089,17 +1079,7 @@ class Group:
         tag = s.mac(new_epoch.confirmation_key, confirmed)
         if ac.auth.confirmation_tag is None or not hmac.compare_digest(tag, bytes(ac.auth.confirmation_tag)):
             raise ConfirmationTagError("confirmation tag mismatch")
-        new = st.copy()
-        new.tree = tree
-        new.context = new_ctx
-        new.resumption[st.context.epoch] = st.epoch.resumption_psk
-        _trim_resumption(new)
-        new.epoch = new_epoch
-        new.confirmation_tag = tag
-        new.interim_transcript_hash = _interim(s, confirmed, tag)
-        new.proposals = {}
-        new.update_keys = {}
-        new.sent_proposals = {}
+        new = _next_epoch_state(st, tree, new_ctx, new_epoch, tag, confirmed)
         privs = dict(st.privs)
         own_update = next((rp for rp in resolved if isinstance(rp.proposal.body, M.Update)
                            and rp.sender.sender_type == M.SenderType.member and rp.sender.index == st.own_leaf),
@@ -1143,6 +1123,24 @@ def _interim(s: Suite, confirmed: bytes, tag: bytes) -> bytes:
 
 def _confirmed(s: Suite, interim: bytes, ac: M.AuthenticatedContent) -> bytes:
     return transcript.confirmed_transcript_hash(s, interim, ac)
+
+
+def _next_epoch_state(st: _State, tree: Any, new_ctx: Any, new_epoch: Any, tag: bytes, confirmed: bytes) -> _State:
+    """A copy of ``st`` moved to the next epoch (shared by creating and processing a commit):
+    new tree, context, secrets and transcript; the old epoch's resumption PSK kept; the
+    proposal caches of the old epoch emptied."""
+    new = st.copy()
+    new.tree = tree
+    new.context = new_ctx
+    new.resumption[st.context.epoch] = st.epoch.resumption_psk
+    _trim_resumption(new)
+    new.epoch = new_epoch
+    new.confirmation_tag = tag
+    new.interim_transcript_hash = _interim(st.suite, confirmed, tag)
+    new.proposals = {}
+    new.update_keys = {}
+    new.sent_proposals = {}
+    return new
 
 
 def _trim_resumption(st: _State) -> None:
