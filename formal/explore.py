@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import sys
 import time
@@ -50,51 +51,30 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-try:
-    from orange_fast.session.committer import (
-        Append,
-        AppendResult,
-        CaughtUp,
-        CommitMsg,
-        Committer,
-        CommitterConfig,
-        CreateMsg,
-        Delivered,
-        Disconnected,
-        Evicted,
-        GroupOpsError,
-        Joined,
-        Leave,
-        Left,
-        LogEntry,
-        MemberRef,
-        RequestResync,
-        Tick,
-        View,
-    )
-except ImportError:  # pragma: no cover - running from a checkout without PYTHONPATH
+if importlib.util.find_spec("orange_fast") is None:  # pragma: no cover - a checkout without PYTHONPATH
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
-    from orange_fast.session.committer import (  # noqa: E402
-        Append,
-        AppendResult,
-        CaughtUp,
-        CommitMsg,
-        Committer,
-        CommitterConfig,
-        CreateMsg,
-        Delivered,
-        Disconnected,
-        Evicted,
-        GroupOpsError,
-        Joined,
-        Leave,
-        Left,
-        LogEntry,
-        MemberRef,
-        RequestResync,
-        Tick,
-        View,
-    )
+
+from orange_fast.session.committer import (  # noqa: E402
+    Append,
+    AppendResult,
+    CaughtUp,
+    CommitMsg,
+    Committer,
+    CommitterConfig,
+    CreateMsg,
+    Delivered,
+    Disconnected,
+    Evicted,
+    GroupOpsError,
+    Joined,
+    Leave,
+    Left,
+    LogEntry,
+    MemberRef,
+    RequestResync,
+    Tick,
+    View,
+)
 
 __all__ = ["AbstractOps", "Budget", "Result", "explore", "random_walks", "main"]
 
