@@ -145,18 +145,24 @@ class SenderProtection:
         return encoder
 
 
-class _ProtectedVp8Encoder(Vp8Encoder):
+class _VideoFrameHook:
+    """Shared by the video encoders: pick the send KID (and any forced keyframe) once per
+    frame, before the codec encodes (raw frames) or packs (pre-encoded packets) it."""
+
     _oe_hook: SenderProtection
-    _oe_transform: FrameTransform
     _oe_kid: int | None
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         self._oe_kid, force = self._oe_hook.begin_frame(force_keyframe)
-        return super().encode(frame, force)
+        return super().encode(frame, force)  # type: ignore[misc]
 
     def pack(self, packet: Any) -> tuple[list[bytes], int]:
         self._oe_kid, _ = self._oe_hook.begin_frame(False)
-        return super().pack(packet)
+        return super().pack(packet)  # type: ignore[misc]
+
+
+class _ProtectedVp8Encoder(_VideoFrameHook, Vp8Encoder):
+    _oe_transform: FrameTransform
 
     def _packetize(self, buffer: bytes, picture_id: int) -> list[bytes]:  # type: ignore[override]
         if not buffer:
@@ -167,18 +173,8 @@ class _ProtectedVp8Encoder(Vp8Encoder):
         return super()._packetize(protected, picture_id)
 
 
-class _ProtectedH264Encoder(H264Encoder):
-    _oe_hook: SenderProtection
+class _ProtectedH264Encoder(_VideoFrameHook, H264Encoder):
     _oe_transform: H264Transform
-    _oe_kid: int | None
-
-    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        self._oe_kid, force = self._oe_hook.begin_frame(force_keyframe)
-        return super().encode(frame, force)
-
-    def pack(self, packet: Any) -> tuple[list[bytes], int]:
-        self._oe_kid, _ = self._oe_hook.begin_frame(False)
-        return super().pack(packet)
 
     def _split_bitstream(self, buf: bytes) -> Any:  # type: ignore[override]
         if not buf:

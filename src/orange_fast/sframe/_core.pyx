@@ -753,15 +753,7 @@ cdef class Context:
                     b.set_key(i, key)
                     b.kobjs[i] = <PyObject *>key
             # buffers (this may run Python code too)
-            for i in range(n):
-                b.acquire(i, frames[i], "frame", False)
-                if metas is None:
-                    b.mp[i] = m0.ptr
-                    b.ml[i] = m0.len
-                else:
-                    b.acquire(i, metas[i], "metadata", True)
-                if <size_t>b.il[i] > OF_MAX_FRAME or <size_t>b.ml[i] > OF_MAX_FRAME:
-                    raise ValueError("frame or metadata too large")
+            b.acquire_all(frames, "frame", metas, &m0, True)
             # counters: checked and reserved for every frame with no Python code in between
             b.reserve_all()
             # outputs (allocation may run finalizers: the counters are already taken)
@@ -801,13 +793,7 @@ cdef class Context:
         try:
             if metas is None:
                 in_get(metadata, &m0, "metadata")
-            for i in range(n):
-                b.acquire(i, cts[i], "ciphertext", False)
-                if metas is None:
-                    b.mp[i] = m0.ptr
-                    b.ml[i] = m0.len
-                else:
-                    b.acquire(i, metas[i], "metadata", True)
+            b.acquire_all(cts, "ciphertext", metas, &m0, False)
             result = PyList_New(n)
             for i in range(n):
                 o = None
@@ -1186,6 +1172,22 @@ cdef class _Batch:
         free(self.hlens)
         free(self.status)
         free(self.outs)
+
+    cdef int acquire_all(self, list items, str what, list metas, InBuf *m0, bint check_size) except -1:
+        """Point every frame at its input and metadata (``metas`` None: ``m0`` for all);
+        with ``check_size``, refuse sizes OpenSSL's int lengths cannot take (decryption
+        reports those per frame instead)."""
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            self.acquire(i, items[i], what, False)
+            if metas is None:
+                self.mp[i] = m0.ptr
+                self.ml[i] = m0.len
+            else:
+                self.acquire(i, metas[i], "metadata", True)
+            if check_size and (<size_t>self.il[i] > OF_MAX_FRAME or <size_t>self.ml[i] > OF_MAX_FRAME):
+                raise ValueError(f"{what} or metadata too large")
+        return 0
 
     cdef int acquire(self, Py_ssize_t i, object obj, str what, bint meta) except -1:
         """Point frame ``i``'s input (or metadata) at ``obj``'s bytes, without copying."""
