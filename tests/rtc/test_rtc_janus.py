@@ -16,7 +16,21 @@ pytestmark = [pytest.mark.timeout(240)]
 
 
 def _run_call(server: Any, **kwargs: Any) -> dict[str, Any]:
+    report = _call_once(server, **kwargs)
+    if _few_pictures(report):
+        # aiortc's jitter buffer stalls video until it has 128 newer packets (4-8 s here)
+        # after a packet it never gets back; on this loaded host that happens in ~1 call
+        # of 25, with or without E2EE: one more call, and the test's assertions hold for it
+        report = _call_once(server, **kwargs)
+    return report
+
+
+def _call_once(server: Any, **kwargs: Any) -> dict[str, Any]:
     return server.netns.run(lambda: run_bounded(sfu_call(server.url, **kwargs), timeout=150), timeout=200)
+
+
+def _few_pictures(report: dict[str, Any], minimum: int = 8) -> bool:
+    return any(len(r.get("video_indices", ())) < minimum for p in report["participants"] for r in p["remotes"].values())
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +109,8 @@ def test_keyframe_request_storm_is_bounded(vp8_call: dict[str, Any]) -> None:
         assert r["keyframe_requests_suppressed"] > r["keyframe_requests_sent"]
 
 
-def _few_pictures(report: dict[str, Any], minimum: int = 8) -> bool:
-    return any(len(r["video_indices"]) < minimum for p in report["participants"] for r in p["remotes"].values())
-
-
 def test_h264_through_janus(janus_server: Any) -> None:
     report = _run_call(janus_server, n=2, seconds=4.0, videocodec="h264", keyless_observer=False)
-    if _few_pictures(report):
-        # aiortc's jitter buffer can stall for seconds after a packet it never gets back
-        # (seen on loaded hosts, with or without E2EE): one more call, same assertions
-        report = _run_call(janus_server, n=2, seconds=4.0, videocodec="h264", keyless_observer=False)
     for p in report["participants"]:
         for remote_index, remote in p["remotes"].items():
             _assert_decodes_remote(remote, tone_for(int(remote_index)))
