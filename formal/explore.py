@@ -12,11 +12,12 @@ Around it this module builds a small closed world:
 * an **abstract delivery service**: one ordered log with compare-and-append, server
   notices (joined / left / evicted), per-connection request queues, resumption from a
   sequence number after a reconnect;
-* an **environment** that may, at any point and within budgets: let users arrive and
-  leave, let a lobby visitor come and go, crash a client (its sent requests may still
-  land, its state is lost; it may restart with no state), drop a connection (requests
-  not yet processed and answers not yet delivered are lost), reconnect and catch up,
-  deliver an entry twice, evict a silent client (and once, a live one), fire a timer.
+* an **environment** that may, at any point and within per-client budgets: let users
+  arrive and leave, let a lobby visitor come and go, crash a client (its sent requests
+  may still land, its state is lost; it may restart with no state), drop a connection
+  (requests not yet processed and answers not yet delivered are lost), reconnect and
+  catch up, deliver an entry twice, evict a silent client (or a live one), fire a timer;
+  and it may stop for good at any point (each client "settles").
 
 Checked on every transition:
 
@@ -28,14 +29,20 @@ Checked on every transition:
   never holds two live memberships);
 * no member is ever asked to apply a commit for an epoch other than its own.
 
-Checked from every reachable state (liveness under fairness): once the environment
-stops, the server evicts crashed clients, everyone reconnects and the log is delivered,
-all running clients end in one group, at one epoch with one hash, with nothing pending
-(no dead group, no stuck joiner, no append in flight).  This is computed with a
-deterministic "drain" successor whose goodness is memoised, so it costs about one
-step per state.
+Checked on every terminal state (liveness): once the environment has stopped, the
+server has evicted the crashed, connections are back, every request is processed and
+the log delivered, in whatever order these happened, all running clients are in one
+group, at one epoch with one hash, with nothing pending (no dead group, no stuck joiner,
+no append in flight).  Every reachable state reaches terminal states only (the graph is
+finite and acyclic), so this is "from every reachable state, everything converges".
 
-Run ``python formal/explore.py --users 3`` for a report, or use :func:`explore`;
+Deliveries are single steps (an answer, the CaughtUp marker, or one log entry), so a
+crash or a lost connection can fall between any two of them.  A persistent-set
+partial-order reduction (:meth:`Model.reduced`) explores the steps of one client at a
+time where they commute with everything else; it keeps every terminal state and every
+violation, which the tests check against the unreduced graph.
+
+Run ``python formal/explore.py --users 4 --crashes 1 --restarts 1 --faulty 0`` for a report, or use :func:`explore`;
 :func:`random_walks` samples random schedules for worlds too large to enumerate.
 """
 
@@ -223,7 +230,10 @@ class AbstractOps:
 
 @dataclass(frozen=True)
 class Budget:
-    """How many times each environment fault may happen in one run."""
+    """How many times each environment fault may happen in one run.
+
+    ``visitors`` counts for the whole room; every other field is **per client** (each
+    faulty client may crash, lose its connection, ... that many times)."""
 
     crashes: int = 0
     restarts: int = 0
@@ -234,25 +244,33 @@ class Budget:
     visitors: int = 1
     ticks: int = 0
 
+    def per_client(self) -> Budget:
+        return replace(self, visitors=0)
+
+
+NO_FAULTS = Budget(leaves=0, visitors=0)
+
 
 class Slot:
     """One user's client as the world sees it (immutable by convention; copy with :func:`_mk`)."""
 
     __slots__ = (
-        "status", "connected", "present", "delivered", "need_catchup", "outbox", "results",
-        "incarnation", "conn", "machine", "h",
+        "status", "connected", "present", "delivered", "catchup", "outbox", "results",
+        "incarnation", "conn", "b", "machine", "h",
     )
 
-    def __init__(self, status: str) -> None:
-        self.status = status  # "absent" | "up" | "crashed" | "gone"
+    def __init__(self, status: str, b: Budget = NO_FAULTS) -> None:
+        self.status = status  # "absent" | "never" (will not arrive) | "up" | "crashed" | "gone"
         self.connected = False
         self.present = False  # the DS counts it present (not yet left/evicted)
         self.delivered = 0  # transport pointer: entries handed to the machine
-        self.need_catchup = False
+        # the log head when this connection opened: CaughtUp(head) follows entry `head`
+        self.catchup: int | None = None
         self.outbox: tuple[tuple[int, Append], ...] = ()  # (connection number, request)
         self.results: tuple[tuple[int, AppendResult], ...] = ()  # (deliver after seq, answer)
         self.incarnation = 0
         self.conn = 0  # connection number; answers only reach the connection that asked
+        self.b = b  # this client's remaining fault budget
         self.machine: Committer | None = None
         self.h: int | None = None  # cached fingerprint
 
@@ -264,10 +282,11 @@ def _slot_key(s: Slot) -> tuple:
         s.connected,
         s.present,
         s.delivered,
-        s.need_catchup,
+        s.catchup,
         s.outbox,
         s.results,
         s.conn,
+        s.b,
         None if m is None else m.snapshot(),
         None if m is None else m.ops.fingerprint(),  # type: ignore[attr-defined]
     )
@@ -279,11 +298,12 @@ def _mk(slot: Slot, **kw: object) -> Slot:
     s.connected = slot.connected
     s.present = slot.present
     s.delivered = slot.delivered
-    s.need_catchup = slot.need_catchup
+    s.catchup = slot.catchup
     s.outbox = slot.outbox
     s.results = slot.results
     s.incarnation = slot.incarnation
     s.conn = slot.conn
+    s.b = slot.b
     s.machine = slot.machine
     for k, v in kw.items():
         setattr(s, k, v)
@@ -298,12 +318,12 @@ def _sh(s: Slot) -> int:
 
 
 class World:
-    __slots__ = ("log", "slots", "budget", "visitor", "ref_view", "added", "removed", "lh")
+    __slots__ = ("log", "slots", "visitors", "visitor", "ref_view", "added", "removed", "lh")
 
-    def __init__(self, log, slots, budget, visitor, ref_view, added, removed) -> None:  # noqa: ANN001
+    def __init__(self, log, slots, visitors, visitor, ref_view, added, removed) -> None:  # noqa: ANN001
         self.log: tuple[LogEntry, ...] = log
         self.slots: tuple[Slot, ...] = slots
-        self.budget: Budget = budget
+        self.visitors: int = visitors  # lobby visits left
         self.visitor: int = visitor  # 0 none, 1 inside, 2 gone
         self.ref_view: View = ref_view  # the log folded (for invariants)
         self.added: frozenset[MemberRef] = added
@@ -311,14 +331,14 @@ class World:
         self.lh = hash(log)  # fingerprint of the log, extended entry by entry
 
     def key(self) -> tuple:
-        return (self.lh, len(self.log), tuple(_sh(s) for s in self.slots), self.budget, self.visitor)
+        return (self.lh, len(self.log), tuple(_sh(s) for s in self.slots), self.visitors, self.visitor)
 
 
 def _w(w: World, **kw: object) -> World:
     n = World.__new__(World)
     n.log = w.log
     n.slots = w.slots
-    n.budget = w.budget
+    n.visitors = w.visitors
     n.visitor = w.visitor
     n.ref_view = w.ref_view
     n.added = w.added
@@ -366,11 +386,8 @@ def _append_entry(w: World, body: object, sender: str | None) -> World:
     return _w(w, log=w.log + (entry,), ref_view=view, added=added, removed=removed, lh=hash((w.lh, entry)))
 
 
-def _run(w: World, i: int, slot: Slot, event: object) -> tuple[World, bool]:
-    """Hand ``event`` to client ``i``'s machine (a clone), queue its appends.
-
-    Returns the new world and whether the machine produced any action.
-    """
+def _run(w: World, i: int, slot: Slot, event: object) -> World:
+    """Hand ``event`` to client ``i``'s machine (a clone) and queue its appends."""
     m = slot.machine
     assert m is not None
     m2 = m.clone(m.ops.clone())  # type: ignore[attr-defined]
@@ -387,39 +404,32 @@ def _run(w: World, i: int, slot: Slot, event: object) -> tuple[World, bool]:
         if isinstance(a, Append) and slot.connected:
             outbox = outbox + ((slot.conn, a),)
             # (sent on a dead connection: lost)
-    new_slot = _mk(slot, machine=m2, outbox=outbox)
     # Only appends are visible outside the client (EpochChanged/GroupLost are local).
-    return _w(w, slots=w.slots[:i] + (new_slot,) + w.slots[i + 1 :]), any(isinstance(a, Append) for a in actions)
+    return _set(w, i, _mk(slot, machine=m2, outbox=outbox))
 
 
-def _deliver(w: World, i: int) -> World | None:
-    """Deliver log entries (and the CaughtUp marker) to client ``i`` until it acts.
+def _next_item(w: World, s: Slot) -> str | None:
+    """What the connection hands client ``s`` next: "result", "caught-up", "entry" or None."""
+    if s.results and s.results[0][0] <= s.delivered:
+        return "result"  # the answer travels behind the entries that preceded the append
+    if s.catchup is not None and s.delivered >= s.catchup:
+        return "caught-up"
+    if s.delivered < len(w.log):
+        return "entry"
+    return None
 
-    Deliveries that produce no action commute with every other event (their only effect
-    is local state that a crash discards and a resume reproduces), so they are merged
-    into one step: a partial-order reduction.
-    """
+
+def _deliver(w: World, i: int) -> World:
+    """Deliver ONE item (an append's answer, the CaughtUp marker or a log entry) to ``i``."""
     s = w.slots[i]
-    if s.delivered >= len(w.log) and not s.need_catchup and not s.results:
-        return None
-    while True:
-        s = w.slots[i]
-        if s.results and s.results[0][0] <= s.delivered:
-            w, acted = _run(_set(w, i, _mk(s, results=s.results[1:])), i, _mk(s, results=s.results[1:]), s.results[0][1])
-            if acted:
-                return w
-            continue
-        if s.delivered < len(w.log):
-            ev: object = Delivered(w.log[s.delivered])
-            d, nc = s.delivered + 1, s.need_catchup
-        elif s.need_catchup:
-            ev, d, nc = CaughtUp(len(w.log)), s.delivered, False
-        else:
-            return w
-        w, acted = _run(w, i, s, ev)
-        w = _set(w, i, _mk(w.slots[i], delivered=d, need_catchup=nc))
-        if acted:
-            return w
+    item = _next_item(w, s)
+    if item == "result":
+        return _run(w, i, _mk(s, results=s.results[1:]), s.results[0][1])
+    if item == "caught-up":
+        head = s.catchup
+        return _run(w, i, _mk(s, catchup=None), CaughtUp(head))  # type: ignore[arg-type]
+    assert item == "entry"
+    return _run(w, i, _mk(s, delivered=s.delivered + 1), Delivered(w.log[s.delivered]))
 
 
 def _ds_process(w: World, i: int, name: str) -> World:
@@ -444,6 +454,17 @@ def _set(w: World, i: int, slot: Slot) -> World:
 
 
 class Model:
+    """The world's transitions.
+
+    :meth:`successors` lists every transition; :meth:`reduced` picks, where it can, a
+    *persistent set* (Godefroid): the transitions of one client that touch nothing but
+    that client's own slot, so every other transition commutes with them.  Exploring
+    only those keeps every terminal state and every violation of the full graph (the
+    graph is finite and acyclic: every step delivers, consumes a request, spends a
+    budget or changes a status for good), and cuts the interleavings of independent
+    clients' deliveries that made 4 users out of reach.
+    """
+
     def __init__(
         self,
         users: int,
@@ -451,17 +472,31 @@ class Model:
         update_interval: int = 1,
         staggered: bool = True,
         machine_cls: type[Committer] = Committer,
+        faulty: Sequence[int] | None = None,
     ) -> None:
         self.machine_cls = machine_cls
         self.users = users
         self.names = _names(users)
         self.budget0 = budget
+        chosen = range(users) if faulty is None else faulty
+        if any(not 0 <= i < users for i in chosen):
+            raise ValueError("faulty clients must be in range(users)")
+        self.budgets = tuple(budget.per_client() if i in chosen else NO_FAULTS for i in range(users))
         self.config = CommitterConfig(update_interval=update_interval if budget.ticks else 0)
         self.staggered = staggered
+        # Symmetry: clients with the same budget are interchangeable (their names only
+        # identify them), so they arrive in name order and the ones that never arrive
+        # are the last of them.
+        self.peers_before = tuple(
+            tuple(j for j in range(i) if self.budgets[j] == self.budgets[i]) for i in range(users)
+        )
+        self.peers_after = tuple(
+            tuple(j for j in range(i + 1, users) if self.budgets[j] == self.budgets[i]) for i in range(users)
+        )
 
     def initial(self) -> World:
-        slots = tuple(_mk(Slot("absent")) for _ in range(self.users))
-        return World((), slots, self.budget0, 0, View(), frozenset(), frozenset())
+        slots = tuple(_mk(Slot("absent", b)) for b in self.budgets)
+        return World((), slots, self.budget0.visitors, 0, View(), frozenset(), frozenset())
 
     def _fresh(self, i: int, incarnation: int) -> Committer:
         name = self.names[i]
@@ -469,88 +504,136 @@ class Model:
 
     # -- transitions --------------------------------------------------------------------
 
+    def _local(self, w: World, i: int) -> list[tuple[str, World]]:
+        """Transitions of up-and-connected client ``i`` that touch only its own slot."""
+        out: list[tuple[str, World]] = []
+        s, b, name = w.slots[i], w.slots[i].b, self.names[i]
+        if _next_item(w, s) is not None:
+            out.append((f"deliver to {name}", _deliver(w, i)))
+        if b.duplicates and s.delivered > 0:
+            e = w.log[s.delivered - 1]
+            ns = _mk(s, b=replace(b, duplicates=b.duplicates - 1))
+            out.append((f"duplicate {e.seq} to {name}", _run(w, i, ns, Delivered(e))))
+        if b.disconnects:
+            ns = _mk(s, b=replace(b, disconnects=b.disconnects - 1), connected=False, outbox=(), results=(), catchup=None)
+            out.append((f"disconnect {name}", _run(w, i, ns, Disconnected())))
+        if b.ticks:
+            out.append((f"tick {name}", _run(w, i, _mk(s, b=replace(b, ticks=b.ticks - 1)), Tick())))
+        if b.leaves:
+            # the client says goodbye and closes; the DS's LEFT notice follows (ds-left)
+            nw = _run(w, i, _mk(s, b=replace(b, leaves=b.leaves - 1)), Leave())
+            ns = _mk(nw.slots[i], status="gone", connected=False, outbox=(), results=(), catchup=None)
+            out.append((f"leave {name}", _set(nw, i, ns)))
+        if b.crashes:
+            ns = _mk(s, b=replace(b, crashes=b.crashes - 1), status="crashed", connected=False, results=(), catchup=None)
+            out.append((f"crash {name}", _set(w, i, ns)))
+        if b != NO_FAULTS:
+            out.append((f"settle {name}", _set(w, i, _mk(s, b=NO_FAULTS))))
+        return out
+
+    def _eligible(self, w: World, i: int) -> bool:
+        """Client ``i``'s local transitions form a persistent set.
+
+        Every transition outside them must commute with them, from now until one of them
+        runs.  Other clients' transitions never touch ``i``'s slot, and appends to the log
+        never change an entry ``i`` has yet to read.  What remains is ``i``'s own:
+
+        * a false eviction (the DS, not the client, cuts it off): no budget for it;
+        * the DS processing ``i``'s requests in flight (it pops the oldest, appends to the
+          log and queues the answer *behind* the entries that preceded it).  That commutes
+          with the local steps, except with losing the connection or leaving (they drop
+          the requests) and with delivering the CaughtUp marker (the answer may overtake
+          it): with requests in flight, no budget for those and the next item is not
+          the marker;
+        * ``i`` has an item to deliver, so nothing outside can enable a local step that
+          is not in the set.
+        """
+        s = w.slots[i]
+        if s.status != "up" or not s.connected or s.b.false_evictions:
+            return False
+        item = _next_item(w, s)
+        if item is None:
+            return False
+        return not s.outbox or (item != "caught-up" and not s.b.disconnects and not s.b.leaves)
+
+    def reduced(self, w: World) -> list[tuple[str, World]]:
+        """A persistent subset of :meth:`successors` (all of them when none exists)."""
+        best: list[tuple[str, World]] | None = None
+        for i in range(self.users):
+            if self._eligible(w, i):
+                local = self._local(w, i)
+                if best is None or len(local) < len(best):
+                    best = local
+                    if len(best) == 1:
+                        break
+        return best if best is not None else self.successors(w)
+
     def successors(self, w: World) -> list[tuple[str, World]]:
         out: list[tuple[str, World]] = []
-        b = w.budget
         for i, s in enumerate(w.slots):
             name = self.names[i]
+            b = s.b
             if s.status == "absent":
-                if self.staggered and i > 0 and w.slots[i - 1].status == "absent":
-                    continue  # symmetry: users are interchangeable, so they arrive in name order
-                # (The DS's JOINED notice for a user is a no-op for the committer, like the
-                # lobby visitor's, which is modelled; leaving it out keeps the space small.)
-                nw = w
-                ns = _mk(s, status="up", connected=True, present=True, need_catchup=True, conn=s.conn + 1, machine=self._fresh(i, 0))
-                out.append((f"arrive {name}", _set(nw, i, ns)))
+                earlier = all(w.slots[j].status not in ("absent", "never") for j in self.peers_before[i])
+                if not self.staggered or earlier:
+                    # (The DS's JOINED notice for a user is a no-op for the committer, like the
+                    # lobby visitor's, which is modelled; leaving it out keeps the space small.)
+                    ns = _mk(s, status="up", connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, machine=self._fresh(i, 0))
+                    out.append((f"arrive {name}", _set(w, i, ns)))
+                if not self.staggered or all(w.slots[j].status == "never" for j in self.peers_after[i]):
+                    out.append((f"{name} never arrives", _set(w, i, _mk(s, status="never"))))
                 continue
             if s.status == "up" and s.connected:
-                nw = _deliver(w, i)
-                if nw is not None:
-                    out.append((f"deliver to {name}", nw))
-                if b.duplicates and s.delivered > 0:
-                    e = w.log[s.delivered - 1]
-                    nw = _w(w, budget=replace(b, duplicates=b.duplicates - 1))
-                    out.append((f"duplicate {e.seq} to {name}", _run(nw, i, s, Delivered(e))[0]))
-                if b.disconnects:
-                    nw = _w(w, budget=replace(b, disconnects=b.disconnects - 1))
-                    nw = _set(nw, i, _mk(s, connected=False, outbox=(), results=(), need_catchup=False))
-                    out.append((f"disconnect {name}", _run(nw, i, nw.slots[i], Disconnected())[0]))
-                if b.ticks:
-                    nw = _w(w, budget=replace(b, ticks=b.ticks - 1))
-                    out.append((f"tick {name}", _run(nw, i, s, Tick())[0]))
-                if b.leaves:
-                    nw = _w(w, budget=replace(b, leaves=b.leaves - 1))
-                    nw = _run(nw, i, s, Leave())[0]
-                    nw = _set(nw, i, _mk(nw.slots[i], status="gone", connected=False, outbox=(), results=(), present=False))
-                    out.append((f"leave {name}", _append_entry(nw, Left(name), None)))
+                out.extend(self._local(w, i))
+                if b.false_evictions:
+                    # The DS evicts a live client (missed heartbeats) and closes its connection.
+                    nw = _append_entry(w, Evicted(name), None)
+                    ns = _mk(s, b=replace(b, false_evictions=b.false_evictions - 1), present=False, connected=False, outbox=(), results=(), catchup=None)
+                    out.append((f"false-evict {name}", _run(nw, i, ns, Disconnected())))
+            elif b != NO_FAULTS:
+                out.append((f"settle {name}", _set(w, i, _mk(s, b=NO_FAULTS))))
             if s.outbox and s.status in ("up", "crashed"):
                 out.append((f"ds-process {name}#{s.outbox[0][1].request_id}", _ds_process(w, i, name)))
             if s.status == "up" and not s.connected:
-                ns = _mk(s, connected=True, present=True, need_catchup=True, conn=s.conn + 1, delivered=s.machine.last_seq)  # type: ignore[union-attr]
+                ns = _mk(s, connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, delivered=s.machine.last_seq)  # type: ignore[union-attr]
                 out.append((f"reconnect {name}", _set(w, i, ns)))
-            if s.status == "up" and b.crashes:
-                nw = _w(w, budget=replace(b, crashes=b.crashes - 1))
-                out.append((f"crash {name}", _set(nw, i, _mk(s, status="crashed", connected=False, results=(), need_catchup=False))))
             if s.status == "crashed" and b.restarts:
-                nw = _w(w, budget=replace(b, restarts=b.restarts - 1))
                 inc = s.incarnation + 1
-                ns = _mk(s, status="up", connected=True, present=True, need_catchup=True, delivered=0, results=(), conn=s.conn + 1, incarnation=inc, machine=self._fresh(i, inc))
-                out.append((f"restart {name}", _set(nw, i, ns)))
+                ns = _mk(s, b=replace(b, restarts=b.restarts - 1), status="up", connected=True, present=True, catchup=len(w.log), delivered=0, results=(), conn=s.conn + 1, incarnation=inc, machine=self._fresh(i, inc))
+                out.append((f"restart {name}", _set(w, i, ns)))
             if s.present and (s.status == "crashed" or (s.status == "up" and not s.connected)):
                 nw = _append_entry(w, Evicted(name), None)
                 out.append((f"evict {name}", _set(nw, i, _mk(s, present=False, outbox=()))))
-            elif s.present and s.status == "up" and s.connected and b.false_evictions:
-                nw = _w(w, budget=replace(b, false_evictions=b.false_evictions - 1))
-                # The DS evicts a live client (missed heartbeats) and closes its connection.
-                nw = _append_entry(nw, Evicted(name), None)
-                nw = _set(nw, i, _mk(s, present=False, connected=False, outbox=(), results=(), need_catchup=False))
-                out.append((f"false-evict {name}", _run(nw, i, nw.slots[i], Disconnected())[0]))
-        if b.visitors:
+            if s.present and s.status == "gone":
+                nw = _append_entry(w, Left(name), None)
+                out.append((f"ds-left {name}", _set(nw, i, _mk(s, present=False))))
+        if w.visitors:
             # A lobby visitor comes and goes (its JOINED and LEFT notices; the LEFT of a
             # non-member is the reference design's crash, gap 1).  One step: the JOINED
             # alone is a presence no-op like any other.
             nw = _append_entry(_append_entry(w, Joined("lobby"), None), Left("lobby"), None)
-            out.append(("visitor comes and goes", _w(nw, budget=replace(b, visitors=b.visitors - 1))))
+            out.append(("visitor comes and goes", _w(nw, visitors=w.visitors - 1)))
+            out.append(("no more visitors", _w(w, visitors=0)))
         return out
 
     def drain_step(self, w: World) -> tuple[str, World] | None:
-        """The deterministic fair successor used for the liveness check (no new faults)."""
+        """A deterministic fair successor without new faults (random walks' liveness check)."""
         for i, s in enumerate(w.slots):
             if s.status == "up" and not s.connected:
-                ns = _mk(s, connected=True, present=True, need_catchup=True, conn=s.conn + 1, delivered=s.machine.last_seq)  # type: ignore[union-attr]
+                ns = _mk(s, connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, delivered=s.machine.last_seq)  # type: ignore[union-attr]
                 return f"reconnect {self.names[i]}", _set(w, i, ns)
         for i, s in enumerate(w.slots):
             if s.outbox and s.status in ("up", "crashed"):
                 return "ds-process", _ds_process(w, i, self.names[i])
         for i, s in enumerate(w.slots):
+            name = self.names[i]
             if s.present and s.status == "crashed":
-                name = self.names[i]
                 return f"evict {name}", _set(_append_entry(w, Evicted(name), None), i, _mk(s, present=False, outbox=()))
+            if s.present and s.status == "gone":
+                return f"ds-left {name}", _set(_append_entry(w, Left(name), None), i, _mk(s, present=False))
         for i, s in enumerate(w.slots):
-            if s.status == "up" and s.connected:
-                nw = _deliver(w, i)
-                if nw is not None:
-                    return "deliver", nw
+            if s.status == "up" and s.connected and _next_item(w, s) is not None:
+                return "deliver", _deliver(w, i)
         return None
 
     def converged(self, w: World) -> str | None:
@@ -594,24 +677,35 @@ class Result:
     seconds: float
     max_log: int
     complete: bool
+    terminal: int = 0  # terminal states reached (each checked for convergence)
+    terminal_keys: frozenset[int] = frozenset()  # their fingerprints (with ``keep_terminals``)
 
 
 def explore(
     users: int = 3,
     budget: Budget | None = None,
     *,
+    faulty: Sequence[int] | None = None,
     update_interval: int = 1,
     max_states: int = 2_000_000,
-    check_liveness: bool = True,
+    reduce: bool = True,
     stop_at_first: bool = True,
+    keep_terminals: bool = False,
     machine_cls: type[Committer] = Committer,
 ) -> Result:
     """Breadth-first exploration of every interleaving; returns counts and violations.
 
+    ``budget`` is given to every client in ``faulty`` (default: all of them).  Safety is
+    checked on every transition.  Liveness is checked on every *terminal* state: the
+    environment may at any point stop for good (each client "settles": no more faults,
+    absent clients never arrive, no more visitors), after which the server evicts the
+    crashed, connections come back, requests are processed and the log is delivered in
+    every possible order; every state where nothing is left to do must be converged.
+    ``reduce`` applies the persistent-set reduction (:meth:`Model.reduced`).
     ``machine_cls`` lets tests run deliberately broken variants of the committer to show
     that the exploration finds their bugs.
     """
-    model = Model(users, budget or Budget(), update_interval, machine_cls=machine_cls)
+    model = Model(users, budget or Budget(), update_interval, machine_cls=machine_cls, faulty=faulty)
     t0 = time.perf_counter()
     init = model.initial()
     # States are stored by 64-bit fingerprint (Python's tuple hash of the full state),
@@ -622,7 +716,9 @@ def explore(
     violations: list[str] = []
     transitions = 0
     max_log = 0
-    good: dict[int, bool] = {}
+    terminal = 0
+    terminals: set[int] = set()
+    step = model.reduced if reduce else model.successors
 
     def trace(k: int) -> list[str]:
         path = []
@@ -631,71 +727,47 @@ def explore(
             path.append(label)
         return list(reversed(path))
 
-    def live_ok(w: World) -> str | None:
-        path: list[int] = []
-        cur = w
-        steps = 0
-        reason: str | None = None
-        while True:
-            k = hash(cur.key())
-            if k in good:
-                reason = None if good[k] else "leads to a bad state"
-                break
-            path.append(k)
-            try:
-                nxt = model.drain_step(cur)
-            except Violation as exc:
-                reason = f"SAFETY {exc} (found while draining)"
-                break
-            if nxt is None:
-                reason = model.converged(cur)
-                break
-            cur = nxt[1]
-            steps += 1
-            if steps > 2000:
-                reason = "drain does not terminate (livelock)"
-                break
-        for k in path:
-            good[k] = reason is None
-        return reason
-
     while queue:
         w = queue.popleft()
         k = hash(w.key())
         max_log = max(max_log, len(w.log))
-        if check_liveness:
-            r = live_ok(w)
-            if r is not None:
-                kind = "safety" if r.startswith("SAFETY ") else "liveness"
-                violations.append(f"{kind}: {r.removeprefix('SAFETY ')}; trace: {trace(k)}")
-                if stop_at_first:
-                    break
         try:
-            succ = model.successors(w)
+            succ = step(w)
         except Violation as exc:
             violations.append(f"safety: {exc}; trace: {trace(k)}")
             if stop_at_first:
                 break
             continue
-        base = w.key()[:3] + w.key()[4:]
+        if not succ:
+            terminal += 1
+            if keep_terminals:
+                terminals.add(k)
+            reason = model.converged(w)
+            if reason is not None:
+                violations.append(f"liveness: {reason}; trace: {trace(k)}")
+                if stop_at_first:
+                    break
+            continue
         for label, nw in succ:
             transitions += 1
-            nkey = nw.key()
-            if nkey[:3] + nkey[4:] == base:
-                # Only a fault budget was spent and nothing changed (e.g. a duplicate
-                # delivery that the machine ignored): the successor's futures are a
-                # subset of this state's, so it needs no exploring of its own.
-                continue
-            nk = hash(nkey)
+            nk = hash(nw.key())
             if nk not in seen:
                 seen[nk] = (k, label)
                 queue.append(nw)
-                if len(seen) >= max_states:
-                    break
         if len(seen) >= max_states:
             violations.append(f"state limit {max_states} reached (exploration incomplete)")
             break
-    return Result(len(seen), transitions, violations, time.perf_counter() - t0, max_log, not queue and not violations)
+    complete = not queue and not violations
+    return Result(
+        len(seen), transitions, violations, time.perf_counter() - t0, max_log, complete, terminal, frozenset(terminals)
+    )
+
+
+_FAULTS = frozenset({"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"})
+
+
+def _stops(label: str) -> bool:
+    return label.startswith("settle ") or label.endswith(" never arrives") or label == "no more visitors"
 
 
 def random_walks(
@@ -703,15 +775,17 @@ def random_walks(
     budget: Budget,
     *,
     walks: int = 200,
-    depth: int = 80,
+    depth: int = 150,
     seed: int = 0,
+    fault_rate: float = 0.2,
     update_interval: int = 1,
     machine_cls: type[Committer] = Committer,
 ) -> Result:
     """Random schedules through the same world, for configurations too large to enumerate.
 
     Each walk takes up to ``depth`` random transitions (every safety invariant is checked on
-    each), then checks liveness from its last state and from one random earlier state by
+    each; an environment event with probability ``fault_rate`` when one is possible, else
+    a step of the protocol: delivery, request, eviction, reconnection), then checks liveness from its last state and from one random earlier state by
     draining.  Not exhaustive: a complement to :func:`explore` for 4-5 users with faults.
     """
     import random
@@ -738,10 +812,15 @@ def random_walks(
         probe_at = rng.randrange(depth)
         try:
             for d in range(depth):
-                succ = model.successors(w)
+                # (the environment "stops" by itself at the end: the drain below)
+                succ = [(label, nw) for label, nw in model.successors(w) if not _stops(label)]
                 if not succ:
                     break
-                label, w = rng.choice(succ)
+                # faults are many (every client has several) and progress needs many
+                # single-step deliveries: pick a fault only now and then
+                faults = [x for x in succ if x[0].split()[0] in _FAULTS]
+                calm = [x for x in succ if x[0].split()[0] not in _FAULTS]
+                label, w = rng.choice(faults if faults and (not calm or rng.random() < fault_rate) else calm)
                 path.append(label)
                 steps += 1
                 if d == probe_at:
@@ -771,12 +850,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaves", type=int, default=1)
     p.add_argument("--visitors", type=int, default=1)
     p.add_argument("--ticks", type=int, default=0)
+    p.add_argument("--faulty", type=int, nargs="*", help="clients given the budget (default: all)")
+    p.add_argument("--no-reduce", action="store_true", help="explore every interleaving (no partial-order reduction)")
     p.add_argument("--max-states", type=int, default=5_000_000)
     a = p.parse_args(argv)
     b = Budget(a.crashes, a.restarts, a.disconnects, a.duplicates, a.false_evictions, a.leaves, a.visitors, a.ticks)
-    r = explore(a.users, b, max_states=a.max_states)
-    print(f"users={a.users} budget={b}")
-    print(f"states explored: {r.states}  transitions: {r.transitions}  longest log: {r.max_log}  time: {r.seconds:.1f}s")
+    r = explore(a.users, b, faulty=a.faulty, reduce=not a.no_reduce, max_states=a.max_states)
+    print(f"users={a.users} budget={b} faulty={'all' if a.faulty is None else a.faulty}")
+    print(
+        f"states explored: {r.states}  transitions: {r.transitions}  terminal states: {r.terminal}  "
+        f"longest log: {r.max_log}  time: {r.seconds:.1f}s"
+    )
     if r.violations:
         for v in r.violations:
             print("VIOLATION:", v)

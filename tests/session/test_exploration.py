@@ -1,7 +1,9 @@
 """Exhaustive exploration of the real committer state machine (formal/explore.py).
 
-Each configuration explores every interleaving of its events and faults and must finish
-without violation.  The default run stays well under a minute on one core.  The larger
+Each configuration explores every interleaving of its events and faults (per faulty
+client; a persistent-set reduction keeps every terminal state, which is checked here
+against the unreduced graph) and must finish without violation.  The default run takes
+about a minute on one core.  The larger
 runs are marked ``slow`` AND only run with ``ORANGE_FAST_SLOW=1`` (minutes each; a plain
 ``pytest tests`` skips them); 5 users run only with ``ORANGE_FAST_EXPLORE_USERS=5``.
 """
@@ -26,36 +28,45 @@ def budget(**kw: int) -> Budget:
     return Budget(**{**Z, **kw})
 
 
-# State counts as measured (time on the shared, loaded 2-core build machine; ~2-4x less idle):
+# Budgets are per faulty client (``faulty``: which ones; None = every client).
+# State counts as measured with the persistent-set reduction (seconds on the shared,
+# loaded 2-core build machine):
 FAST = [
-    pytest.param(3, budget(), id="3users-joins"),  # 10,725 states
-    pytest.param(2, budget(leaves=1, visitors=1), id="2users-leave-lobby"),  # 10,203
-    pytest.param(2, budget(crashes=1, restarts=1), id="2users-crash-restart"),  # 6,403
-    pytest.param(2, budget(disconnects=1, duplicates=1), id="2users-disconnect-duplicate"),  # 7,157
-    pytest.param(2, budget(false_evictions=1), id="2users-false-eviction"),  # 5,778
-    pytest.param(2, budget(ticks=1), id="2users-update"),  # 812
+    pytest.param(3, budget(), None, id="3users-joins"),  # 816 states
+    pytest.param(4, budget(), None, id="4users-joins"),  # 8,793
+    pytest.param(5, budget(), None, id="5users-joins"),  # 107,254, ~6 s
+    pytest.param(2, budget(leaves=1, visitors=1), None, id="2users-leave-lobby"),  # 55,611
+    pytest.param(2, budget(crashes=1, restarts=1), None, id="2users-crash-restart"),  # 96,244
+    pytest.param(2, budget(disconnects=1, duplicates=1), [1], id="2users-disconnect-duplicate"),  # 4,243
+    pytest.param(2, budget(false_evictions=1), None, id="2users-false-eviction"),  # 61,166
+    pytest.param(2, budget(ticks=1), None, id="2users-update"),  # 1,255
+    pytest.param(3, budget(leaves=1), [2], id="3users-leave"),  # 13,779
+    pytest.param(3, budget(crashes=1, restarts=1), [0], id="3users-committer-crash-restart"),  # 46,014
+    pytest.param(3, budget(disconnects=1), [0], id="3users-committer-disconnect"),  # 37,972
+    pytest.param(4, budget(ticks=1), [0], id="4users-update"),  # 49,620
 ]
 
 SLOW = [
-    pytest.param(3, budget(leaves=1), id="3users-leave"),  # 135,667 states
-    pytest.param(2, budget(duplicates=1, false_evictions=1, ticks=1), id="2users-evict-duplicate-update"),  # 37,288
-    pytest.param(3, budget(ticks=1), id="3users-update"),  # 94,588
-    pytest.param(4, budget(), id="4users-joins"),  # 1,237,509 states, ~14 min
+    pytest.param(4, budget(leaves=1, visitors=1), [3], id="4users-leave-lobby"),  # 3,147,120, ~6 min
+    pytest.param(4, budget(crashes=1, restarts=1), [0], id="4users-committer-crash-restart"),  # 795,984
+    pytest.param(4, budget(crashes=1, restarts=1), [3], id="4users-joiner-crash-restart"),
+    pytest.param(4, budget(disconnects=1, duplicates=1), [1], id="4users-disconnect-duplicate"),  # 1,319,924
+    pytest.param(4, budget(false_evictions=1), [1], id="4users-false-eviction"),  # 609,213
 ]
 
 
-def _run(users: int, b: Budget) -> None:
-    r = explore(users, b, max_states=5_000_000)
-    print(f"\n[explore] users={users} {b}: {r.states} states, {r.transitions} transitions, "
-          f"longest log {r.max_log}, {r.seconds:.1f}s")
+def _run(users: int, b: Budget, faulty: list[int] | None = None) -> None:
+    r = explore(users, b, faulty=faulty, max_states=8_000_000)
+    print(f"\n[explore] users={users} {b} faulty={faulty or 'all'}: {r.states} states, {r.transitions} "
+          f"transitions, {r.terminal} terminal states, longest log {r.max_log}, {r.seconds:.1f}s")
     assert r.violations == []
     assert r.complete
-    assert r.states > 100  # the world really moved
+    assert r.states > 100 and r.terminal > 0  # the world really moved, and came to rest
 
 
-@pytest.mark.parametrize("users, b", FAST)
-def test_exploration(users: int, b: Budget) -> None:
-    _run(users, b)
+@pytest.mark.parametrize("users, b, faulty", FAST)
+def test_exploration(users: int, b: Budget, faulty: list[int] | None) -> None:
+    _run(users, b, faulty)
 
 
 SLOW_ENABLED = os.environ.get("ORANGE_FAST_SLOW") == "1"
@@ -63,15 +74,41 @@ SLOW_ENABLED = os.environ.get("ORANGE_FAST_SLOW") == "1"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SLOW_ENABLED, reason="long exploration: set ORANGE_FAST_SLOW=1")
-@pytest.mark.parametrize("users, b", SLOW)
-def test_exploration_slow(users: int, b: Budget) -> None:
-    _run(users, b)
+@pytest.mark.parametrize("users, b, faulty", SLOW)
+def test_exploration_slow(users: int, b: Budget, faulty: list[int] | None) -> None:
+    _run(users, b, faulty)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("ORANGE_FAST_EXPLORE_USERS") != "5", reason="set ORANGE_FAST_EXPLORE_USERS=5")
 def test_exploration_five_users() -> None:
-    _run(5, budget())  # joins only: the enumeration grows ~10x per user
+    _run(5, budget())
+
+
+# --------------------------------------------------------------------------- the reduction is sound
+
+
+@pytest.mark.parametrize(
+    "users, b, faulty",
+    [
+        pytest.param(3, budget(), None, id="3users-joins"),  # 21,603 states unreduced, 816 reduced
+        pytest.param(2, budget(leaves=1, visitors=1), None, id="2users-leave-lobby"),  # 78,657 / 55,611
+        pytest.param(2, budget(crashes=1, restarts=1), [0], id="2users-crash-restart"),  # 8,468 / 2,577
+        pytest.param(2, budget(disconnects=1, duplicates=1), [1], id="2users-disconnect-duplicate"),  # 15,434 / 4,243
+        pytest.param(2, budget(false_evictions=1), [0], id="2users-false-eviction"),  # 6,481 / 1,860
+        pytest.param(2, budget(ticks=1), None, id="2users-update"),  # 4,492 / 1,255
+        pytest.param(3, budget(leaves=1), [1], id="3users-leave"),  # 153,575 / 13,923
+    ],
+)
+def test_reduction_keeps_every_terminal_state(users: int, b: Budget, faulty: list[int] | None) -> None:
+    """The persistent-set reduction must reach exactly the terminal states of the full graph."""
+    full = explore(users, b, faulty=faulty, reduce=False, keep_terminals=True, max_states=3_000_000)
+    reduced = explore(users, b, faulty=faulty, reduce=True, keep_terminals=True, max_states=3_000_000)
+    print(f"\n[reduction] users={users} {b}: {full.states} states unreduced, {reduced.states} reduced, "
+          f"{full.terminal} terminal")
+    assert full.complete and reduced.complete
+    assert full.terminal_keys and reduced.terminal_keys == full.terminal_keys
+    assert reduced.states < full.states
 
 
 # --------------------------------------------------------------------------- random walks, larger worlds
@@ -82,7 +119,7 @@ ALL_FAULTS = Budget(crashes=2, restarts=2, disconnects=2, duplicates=2, false_ev
 @pytest.mark.parametrize("users", [4, 5])
 def test_random_walks_with_every_fault(users: int) -> None:
     """Not exhaustive: random schedules for sizes the enumeration cannot reach."""
-    r = random_walks(users, ALL_FAULTS, walks=250, depth=80, seed=users)
+    r = random_walks(users, ALL_FAULTS, walks=250, depth=150, seed=users)
     print(f"\n[random walks] users={users}: {r.states} steps, longest log {r.max_log}, {r.seconds:.1f}s")
     assert r.violations == []
     assert r.max_log >= 10
@@ -125,8 +162,9 @@ class RemovesBeforeAdds(Committer):
         (RemovesBeforeAdds, 3, budget(), "safety"),
     ],
 )
-def test_exploration_finds_planted_bugs(cls: type, users: int, b: Budget, expect: str) -> None:
-    r = explore(users, b, machine_cls=cls, max_states=500_000)
+@pytest.mark.parametrize("reduce", [True, False], ids=["reduced", "full"])
+def test_exploration_finds_planted_bugs(cls: type, users: int, b: Budget, expect: str, reduce: bool) -> None:
+    r = explore(users, b, machine_cls=cls, reduce=reduce, max_states=500_000)
     assert r.violations, f"{cls.__name__}: no violation found"
     assert r.violations[0].startswith(expect), r.violations[0]
     assert "trace:" in r.violations[0]
@@ -137,5 +175,5 @@ def test_exploration_finds_planted_bugs(cls: type, users: int, b: Budget, expect
     [(NoCompareAndAppend, "safety"), (NeverRejoins, "liveness"), (RemovesBeforeAdds, "safety")],
 )
 def test_random_walks_find_planted_bugs(cls: type, expect: str) -> None:
-    r = random_walks(4, ALL_FAULTS, walks=300, depth=80, seed=1, machine_cls=cls)
+    r = random_walks(4, ALL_FAULTS, walks=300, depth=150, seed=1, machine_cls=cls)
     assert r.violations and r.violations[0].startswith(expect), r.violations[:1]
