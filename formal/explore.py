@@ -557,16 +557,20 @@ class Model:
         return not s.outbox or (item != "caught-up" and not s.b.disconnects and not s.b.leaves)
 
     def reduced(self, w: World) -> list[tuple[str, World]]:
-        """A persistent subset of :meth:`successors` (all of them when none exists)."""
-        best: list[tuple[str, World]] | None = None
+        """A persistent subset of :meth:`successors` (all of them when none exists):
+        the local transitions of the eligible client that has the fewest."""
+        best, fewest = -1, 99
         for i in range(self.users):
             if self._eligible(w, i):
-                local = self._local(w, i)
-                if best is None or len(local) < len(best):
-                    best = local
-                    if len(best) == 1:
+                s = w.slots[i]
+                b = s.b
+                n = 1 + sum(1 for x in (b.disconnects, b.ticks, b.leaves, b.crashes) if x)
+                n += bool(b.duplicates and s.delivered > 0) + (b != NO_FAULTS)
+                if n < fewest:
+                    best, fewest = i, n
+                    if n == 1:
                         break
-        return best if best is not None else self.successors(w)
+        return self._local(w, best) if best >= 0 else self.successors(w)
 
     def successors(self, w: World) -> list[tuple[str, World]]:
         out: list[tuple[str, World]] = []

@@ -5,7 +5,7 @@ client; a persistent-set reduction keeps every terminal state, which is checked 
 against the unreduced graph) and must finish without violation.  The default run takes
 about a minute on one core.  The larger
 runs are marked ``slow`` AND only run with ``ORANGE_FAST_SLOW=1`` (minutes each; a plain
-``pytest tests`` skips them); 5 users run only with ``ORANGE_FAST_EXPLORE_USERS=5``.
+``pytest tests`` skips them).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ SLOW = [
     pytest.param(4, budget(crashes=1, restarts=1), [3], id="4users-joiner-crash-restart"),
     pytest.param(4, budget(disconnects=1, duplicates=1), [1], id="4users-disconnect-duplicate"),  # 1,319,924
     pytest.param(4, budget(false_evictions=1), [1], id="4users-false-eviction"),  # 609,213
+    pytest.param(5, budget(ticks=1), [0], id="5users-update"),  # 697,950
+    # faults combined: the committer crashes, restarts, loses its connection, sees a duplicate
+    pytest.param(3, budget(crashes=1, restarts=1, disconnects=1, duplicates=1), [0], id="3users-committer-faults"),  # 2,754,509
 ]
 
 
@@ -77,12 +80,6 @@ SLOW_ENABLED = os.environ.get("ORANGE_FAST_SLOW") == "1"
 @pytest.mark.parametrize("users, b, faulty", SLOW)
 def test_exploration_slow(users: int, b: Budget, faulty: list[int] | None) -> None:
     _run(users, b, faulty)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("ORANGE_FAST_EXPLORE_USERS") != "5", reason="set ORANGE_FAST_EXPLORE_USERS=5")
-def test_exploration_five_users() -> None:
-    _run(5, budget())
 
 
 # --------------------------------------------------------------------------- the reduction is sound
