@@ -83,7 +83,7 @@ from orange_fast.session.committer import (  # noqa: E402
     View,
 )
 
-__all__ = ["AbstractOps", "Budget", "Result", "explore", "random_walks", "main"]
+__all__ = ["AbstractOps", "Budget", "Result", "explore", "explore_many", "random_walks", "main"]
 
 
 def _h(*parts: object) -> str:
@@ -768,6 +768,26 @@ def explore(
 
 
 _FAULTS = frozenset({"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"})
+
+
+def _explore_kwargs(kwargs: dict) -> Result:
+    return explore(**kwargs)
+
+
+def explore_many(configs: Sequence[dict], workers: int | None = None) -> list[Result]:
+    """Run several :func:`explore` calls (keyword dicts) at once, one process each.
+
+    At most ``workers`` processes (default: the CPU count); the results come back in the
+    order of ``configs``.  Give the longest configuration first.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(workers or os.cpu_count() or 1, len(configs))
+    if workers <= 1:
+        return [explore(**kw) for kw in configs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_explore_kwargs, configs))
 
 
 def _stops(label: str) -> bool:
