@@ -65,27 +65,33 @@ SLOW = [
 ]
 
 
-def _run(users: int, b: Budget, faulty: list[int] | None = None) -> None:
-    _check(users, b, faulty, explore(users, b, faulty=faulty, max_states=8_000_000))
+def _run(users: int, b: Budget, faulty: list[int] | None, report: list[str]) -> None:
+    _check(users, b, faulty, explore(users, b, faulty=faulty, max_states=8_000_000), report)
 
 
-def _check(users: int, b: Budget, faulty: list[int] | None, r: Result) -> None:
-    print(f"\n[explore] users={users} {b} faulty={faulty or 'all'}: {r.states} states, {r.transitions} "
-          f"transitions, {r.terminal} terminal states, longest log {r.max_log}, {r.seconds:.1f}s")
+def _faults(b: Budget) -> str:
+    return ", ".join(f"{k}={v}" for k, v in vars(b).items() if v) or "joins only"
+
+
+def _check(users: int, b: Budget, faulty: list[int] | None, r: Result, report: list[str]) -> None:
+    line = (f"{users} users, {_faults(b)}, faulty={faulty or 'all'}: {r.states:,} states, {r.terminal:,} terminal, "
+            f"longest log {r.max_log}, {r.seconds:.1f}s, {len(r.violations)} violations")
+    print("\n[explore]", line)
+    report.append(line)
     assert r.violations == []
     assert r.complete
     assert r.states > 100 and r.terminal > 0  # the world really moved, and came to rest
 
 
 @pytest.mark.parametrize("users, b, faulty", FAST)
-def test_exploration(users: int, b: Budget, faulty: list[int] | None) -> None:
-    _run(users, b, faulty)
+def test_exploration(users: int, b: Budget, faulty: list[int] | None, exploration_report: list[str]) -> None:
+    _run(users, b, faulty, exploration_report)
 
 
-def test_exploration_four_users_with_faults() -> None:
+def test_exploration_four_users_with_faults(exploration_report: list[str]) -> None:
     configs = [dict(users=u, budget=b, faulty=f, max_states=8_000_000) for u, b, f in FOUR_USERS_WITH_FAULTS]
     for (users, b, faulty), r in zip(FOUR_USERS_WITH_FAULTS, explore_many(configs, workers=2)):
-        _check(users, b, faulty, r)
+        _check(users, b, faulty, r, exploration_report)
 
 
 SLOW_ENABLED = os.environ.get("ORANGE_FAST_SLOW") == "1"
@@ -94,8 +100,8 @@ SLOW_ENABLED = os.environ.get("ORANGE_FAST_SLOW") == "1"
 @pytest.mark.slow
 @pytest.mark.skipif(not SLOW_ENABLED, reason="long exploration: set ORANGE_FAST_SLOW=1")
 @pytest.mark.parametrize("users, b, faulty", SLOW)
-def test_exploration_slow(users: int, b: Budget, faulty: list[int] | None) -> None:
-    _run(users, b, faulty)
+def test_exploration_slow(users: int, b: Budget, faulty: list[int] | None, exploration_report: list[str]) -> None:
+    _run(users, b, faulty, exploration_report)
 
 
 # --------------------------------------------------------------------------- the reduction is sound
@@ -113,12 +119,17 @@ def test_exploration_slow(users: int, b: Budget, faulty: list[int] | None) -> No
         pytest.param(3, budget(leaves=1), [1], id="3users-leave"),  # 153,575 / 13,923
     ],
 )
-def test_reduction_keeps_every_terminal_state(users: int, b: Budget, faulty: list[int] | None) -> None:
+def test_reduction_keeps_every_terminal_state(
+    users: int, b: Budget, faulty: list[int] | None, exploration_report: list[str]
+) -> None:
     """The persistent-set reduction must reach exactly the terminal states of the full graph."""
     full = explore(users, b, faulty=faulty, reduce=False, keep_terminals=True, max_states=3_000_000)
     reduced = explore(users, b, faulty=faulty, reduce=True, keep_terminals=True, max_states=3_000_000)
-    print(f"\n[reduction] users={users} {b}: {full.states} states unreduced, {reduced.states} reduced, "
-          f"{full.terminal} terminal")
+    line = (f"reduction check, {users} users, {_faults(b)}, faulty={faulty or 'all'}: {full.states:,} states "
+            f"unreduced, {reduced.states:,} reduced, terminal states {full.terminal:,} / {reduced.terminal:,}, "
+            f"same set: {reduced.terminal_keys == full.terminal_keys}")
+    print("\n[reduction]", line)
+    exploration_report.append(line)
     assert full.complete and reduced.complete
     assert full.terminal_keys and reduced.terminal_keys == full.terminal_keys
     assert reduced.states < full.states
