@@ -453,6 +453,23 @@ def _set(w: World, i: int, slot: Slot) -> World:
     return _w(w, slots=w.slots[:i] + (slot,) + w.slots[i + 1 :])
 
 
+def _reconnect(w: World, i: int) -> World:
+    """Client ``i`` connects again and resumes after the last entry its machine applied."""
+    s = w.slots[i]
+    last = s.machine.last_seq  # type: ignore[union-attr]
+    return _set(w, i, _mk(s, connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, delivered=last))
+
+
+def _evict(w: World, i: int, name: str) -> World:
+    """The DS evicts a silent client: EVICTED in the log, its unprocessed requests dropped."""
+    return _set(_append_entry(w, Evicted(name), None), i, _mk(w.slots[i], present=False, outbox=()))
+
+
+def _ds_left(w: World, i: int, name: str) -> World:
+    """The DS's LEFT notice for a client that said goodbye."""
+    return _set(_append_entry(w, Left(name), None), i, _mk(w.slots[i], present=False))
+
+
 class Model:
     """The world's transitions.
 
@@ -582,7 +599,10 @@ class Model:
                 if not self.staggered or earlier:
                     # (The DS's JOINED notice for a user is a no-op for the committer, like the
                     # lobby visitor's, which is modelled; leaving it out keeps the space small.)
-                    ns = _mk(s, status="up", connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, machine=self._fresh(i, 0))
+                    ns = _mk(
+                        s, status="up", connected=True, present=True, catchup=len(w.log), conn=s.conn + 1,
+                        machine=self._fresh(i, 0),
+                    )
                     out.append((f"arrive {name}", _set(w, i, ns)))
                 if not self.staggered or all(w.slots[j].status == "never" for j in self.peers_after[i]):
                     out.append((f"{name} never arrives", _set(w, i, _mk(s, status="never"))))
@@ -592,25 +612,29 @@ class Model:
                 if b.false_evictions:
                     # The DS evicts a live client (missed heartbeats) and closes its connection.
                     nw = _append_entry(w, Evicted(name), None)
-                    ns = _mk(s, b=replace(b, false_evictions=b.false_evictions - 1), present=False, connected=False, outbox=(), results=(), catchup=None)
+                    ns = _mk(
+                        s, b=replace(b, false_evictions=b.false_evictions - 1), present=False, connected=False,
+                        outbox=(), results=(), catchup=None,
+                    )
                     out.append((f"false-evict {name}", _run(nw, i, ns, Disconnected())))
             elif b != NO_FAULTS:
                 out.append((f"settle {name}", _set(w, i, _mk(s, b=NO_FAULTS))))
             if s.outbox and s.status in ("up", "crashed"):
                 out.append((f"ds-process {name}#{s.outbox[0][1].request_id}", _ds_process(w, i, name)))
             if s.status == "up" and not s.connected:
-                ns = _mk(s, connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, delivered=s.machine.last_seq)  # type: ignore[union-attr]
-                out.append((f"reconnect {name}", _set(w, i, ns)))
+                out.append((f"reconnect {name}", _reconnect(w, i)))
             if s.status == "crashed" and b.restarts:
                 inc = s.incarnation + 1
-                ns = _mk(s, b=replace(b, restarts=b.restarts - 1), status="up", connected=True, present=True, catchup=len(w.log), delivered=0, results=(), conn=s.conn + 1, incarnation=inc, machine=self._fresh(i, inc))
+                ns = _mk(
+                    s, b=replace(b, restarts=b.restarts - 1), status="up", connected=True, present=True,
+                    catchup=len(w.log), delivered=0, results=(), conn=s.conn + 1, incarnation=inc,
+                    machine=self._fresh(i, inc),
+                )
                 out.append((f"restart {name}", _set(w, i, ns)))
             if s.present and (s.status == "crashed" or (s.status == "up" and not s.connected)):
-                nw = _append_entry(w, Evicted(name), None)
-                out.append((f"evict {name}", _set(nw, i, _mk(s, present=False, outbox=()))))
+                out.append((f"evict {name}", _evict(w, i, name)))
             if s.present and s.status == "gone":
-                nw = _append_entry(w, Left(name), None)
-                out.append((f"ds-left {name}", _set(nw, i, _mk(s, present=False))))
+                out.append((f"ds-left {name}", _ds_left(w, i, name)))
         if w.visitors:
             # A lobby visitor comes and goes (its JOINED and LEFT notices; the LEFT of a
             # non-member is the reference design's crash, gap 1).  One step: the JOINED
@@ -624,17 +648,16 @@ class Model:
         """A deterministic fair successor without new faults (random walks' liveness check)."""
         for i, s in enumerate(w.slots):
             if s.status == "up" and not s.connected:
-                ns = _mk(s, connected=True, present=True, catchup=len(w.log), conn=s.conn + 1, delivered=s.machine.last_seq)  # type: ignore[union-attr]
-                return f"reconnect {self.names[i]}", _set(w, i, ns)
+                return f"reconnect {self.names[i]}", _reconnect(w, i)
         for i, s in enumerate(w.slots):
             if s.outbox and s.status in ("up", "crashed"):
                 return "ds-process", _ds_process(w, i, self.names[i])
         for i, s in enumerate(w.slots):
             name = self.names[i]
             if s.present and s.status == "crashed":
-                return f"evict {name}", _set(_append_entry(w, Evicted(name), None), i, _mk(s, present=False, outbox=()))
+                return f"evict {name}", _evict(w, i, name)
             if s.present and s.status == "gone":
-                return f"ds-left {name}", _set(_append_entry(w, Left(name), None), i, _mk(s, present=False))
+                return f"ds-left {name}", _ds_left(w, i, name)
         for i, s in enumerate(w.slots):
             if s.status == "up" and s.connected and _next_item(w, s) is not None:
                 return "deliver", _deliver(w, i)
@@ -809,8 +832,9 @@ def random_walks(
 
     Each walk takes up to ``depth`` random transitions (every safety invariant is checked on
     each; an environment event with probability ``fault_rate`` when one is possible, else
-    a step of the protocol: delivery, request, eviction, reconnection), then checks liveness from its last state and from one random earlier state by
-    draining.  Not exhaustive: a complement to :func:`explore` for 4-5 users with faults.
+    a step of the protocol: delivery, request, eviction, reconnection), then checks
+    liveness from its last state and from one random earlier state by draining.  Not
+    exhaustive: a complement to :func:`explore` for the fault combinations it cannot reach.
     """
     import random
 
