@@ -718,6 +718,7 @@ def explore(
     reduce: bool = True,
     stop_at_first: bool = True,
     keep_terminals: bool = False,
+    check_acyclic: bool = False,
     machine_cls: type[Committer] = Committer,
 ) -> Result:
     """Breadth-first exploration of every interleaving; returns counts and violations.
@@ -729,6 +730,9 @@ def explore(
     crashed, connections come back, requests are processed and the log is delivered in
     every possible order; every state where nothing is left to do must be converged.
     ``reduce`` applies the persistent-set reduction (:meth:`Model.reduced`).
+    ``check_acyclic`` keeps every edge and, once the exploration is complete, reports a
+    cycle as a liveness violation (a livelock would reach no terminal state; acyclicity
+    is also what the reduction's soundness rests on).
     ``machine_cls`` lets tests run deliberately broken variants of the committer to show
     that the exploration finds their bugs.
     """
@@ -745,6 +749,7 @@ def explore(
     max_log = 0
     terminal = 0
     terminals: set[int] = set()
+    edges: dict[int, list[int]] = {}
     step = model.reduced if reduce else model.successors
 
     def trace(k: int) -> list[str]:
@@ -775,6 +780,8 @@ def explore(
                 if stop_at_first:
                     break
             continue
+        if check_acyclic:
+            edges[k] = [hash(nw.key()) for _, nw in succ]
         for label, nw in succ:
             transitions += 1
             nk = hash(nw.key())
@@ -784,6 +791,10 @@ def explore(
         if len(seen) >= max_states:
             violations.append(f"state limit {max_states} reached (exploration incomplete)")
             break
+    if check_acyclic and not queue and not violations:
+        cyclic = _states_on_cycles(edges)
+        if cyclic:
+            violations.append(f"liveness: {len(cyclic)} states on or after a cycle (livelock); trace: {trace(cyclic[0])}")
     complete = not queue and not violations
     return Result(
         len(seen), transitions, violations, time.perf_counter() - t0, max_log, complete, terminal, frozenset(terminals)
@@ -791,6 +802,23 @@ def explore(
 
 
 _FAULTS = frozenset({"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"})
+
+
+def _states_on_cycles(edges: dict[int, list[int]]) -> list[int]:
+    """The states Kahn's algorithm cannot order: on a cycle or after one (none: acyclic)."""
+    indegree: dict[int, int] = dict.fromkeys(edges, 0)
+    for targets in edges.values():
+        for t in targets:
+            indegree[t] = indegree.get(t, 0) + 1
+    ready = [k for k, d in indegree.items() if d == 0]
+    while ready:
+        k = ready.pop()
+        for t in edges.get(k, ()):
+            indegree[t] -= 1
+            if indegree[t] == 0:
+                ready.append(t)
+        del indegree[k]
+    return list(indegree)
 
 
 def _explore_kwargs(kwargs: dict) -> Result:
