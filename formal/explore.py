@@ -42,8 +42,9 @@ partial-order reduction (:meth:`Model.reduced`) explores the steps of one client
 time where they commute with everything else; it keeps every terminal state and every
 violation, which the tests check against the unreduced graph.
 
-Run ``python formal/explore.py --users 4 --crashes 1 --restarts 1 --faulty 0`` for a report, or use :func:`explore`;
-:func:`random_walks` samples random schedules for worlds too large to enumerate.
+Run ``python formal/explore.py --users 4 --crashes 1 --restarts 1 --leaves 0 --visitors 0
+--faulty 0`` for a report, or use :func:`explore`; :func:`random_walks` samples random
+schedules for worlds too large to enumerate.
 """
 
 from __future__ import annotations
@@ -521,31 +522,45 @@ class Model:
 
     # -- transitions --------------------------------------------------------------------
 
+    @staticmethod
+    def _local_kinds(w: World, s: Slot) -> list[str]:
+        """The local steps client ``s`` (up and connected) can take now."""
+        b = s.b
+        kinds = ["deliver"] if _next_item(w, s) is not None else []
+        if b.duplicates and s.delivered > 0:
+            kinds.append("duplicate")
+        kinds += [k for k, n in (("disconnect", b.disconnects), ("tick", b.ticks), ("leave", b.leaves),
+                                 ("crash", b.crashes)) if n]
+        if b != NO_FAULTS:
+            kinds.append("settle")
+        return kinds
+
     def _local(self, w: World, i: int) -> list[tuple[str, World]]:
         """Transitions of up-and-connected client ``i`` that touch only its own slot."""
         out: list[tuple[str, World]] = []
         s, b, name = w.slots[i], w.slots[i].b, self.names[i]
-        if _next_item(w, s) is not None:
-            out.append((f"deliver to {name}", _deliver(w, i)))
-        if b.duplicates and s.delivered > 0:
-            e = w.log[s.delivered - 1]
-            ns = _mk(s, b=replace(b, duplicates=b.duplicates - 1))
-            out.append((f"duplicate {e.seq} to {name}", _run(w, i, ns, Delivered(e))))
-        if b.disconnects:
-            ns = _mk(s, b=replace(b, disconnects=b.disconnects - 1), connected=False, outbox=(), results=(), catchup=None)
-            out.append((f"disconnect {name}", _run(w, i, ns, Disconnected())))
-        if b.ticks:
-            out.append((f"tick {name}", _run(w, i, _mk(s, b=replace(b, ticks=b.ticks - 1)), Tick())))
-        if b.leaves:
-            # the client says goodbye and closes; the DS's LEFT notice follows (ds-left)
-            nw = _run(w, i, _mk(s, b=replace(b, leaves=b.leaves - 1)), Leave())
-            ns = _mk(nw.slots[i], status="gone", connected=False, outbox=(), results=(), catchup=None)
-            out.append((f"leave {name}", _set(nw, i, ns)))
-        if b.crashes:
-            ns = _mk(s, b=replace(b, crashes=b.crashes - 1), status="crashed", connected=False, results=(), catchup=None)
-            out.append((f"crash {name}", _set(w, i, ns)))
-        if b != NO_FAULTS:
-            out.append((f"settle {name}", _set(w, i, _mk(s, b=NO_FAULTS))))
+        for kind in self._local_kinds(w, s):
+            if kind == "deliver":
+                out.append((f"deliver to {name}", _deliver(w, i)))
+            elif kind == "duplicate":
+                e = w.log[s.delivered - 1]
+                ns = _mk(s, b=replace(b, duplicates=b.duplicates - 1))
+                out.append((f"duplicate {e.seq} to {name}", _run(w, i, ns, Delivered(e))))
+            elif kind == "disconnect":
+                ns = _mk(s, b=replace(b, disconnects=b.disconnects - 1), connected=False, outbox=(), results=(), catchup=None)
+                out.append((f"disconnect {name}", _run(w, i, ns, Disconnected())))
+            elif kind == "tick":
+                out.append((f"tick {name}", _run(w, i, _mk(s, b=replace(b, ticks=b.ticks - 1)), Tick())))
+            elif kind == "leave":
+                # the client says goodbye and closes; the DS's LEFT notice follows (ds-left)
+                nw = _run(w, i, _mk(s, b=replace(b, leaves=b.leaves - 1)), Leave())
+                ns = _mk(nw.slots[i], status="gone", connected=False, outbox=(), results=(), catchup=None)
+                out.append((f"leave {name}", _set(nw, i, ns)))
+            elif kind == "crash":
+                ns = _mk(s, b=replace(b, crashes=b.crashes - 1), status="crashed", connected=False, results=(), catchup=None)
+                out.append((f"crash {name}", _set(w, i, ns)))
+            else:
+                out.append((f"settle {name}", _set(w, i, _mk(s, b=NO_FAULTS))))
         return out
 
     def _eligible(self, w: World, i: int) -> bool:
@@ -579,10 +594,7 @@ class Model:
         best, fewest = -1, 99
         for i in range(self.users):
             if self._eligible(w, i):
-                s = w.slots[i]
-                b = s.b
-                n = 1 + sum(1 for x in (b.disconnects, b.ticks, b.leaves, b.crashes) if x)
-                n += bool(b.duplicates and s.delivered > 0) + (b != NO_FAULTS)
+                n = len(self._local_kinds(w, w.slots[i]))
                 if n < fewest:
                     best, fewest = i, n
                     if n == 1:
@@ -801,9 +813,6 @@ def explore(
     )
 
 
-_FAULTS = frozenset({"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"})
-
-
 def _states_on_cycles(edges: dict[int, list[int]]) -> list[int]:
     """The states Kahn's algorithm cannot order: on a cycle or after one (none: acyclic)."""
     indegree: dict[int, int] = dict.fromkeys(edges, 0)
@@ -839,6 +848,10 @@ def explore_many(configs: Sequence[dict], workers: int | None = None) -> list[Re
         return [explore(**kw) for kw in configs]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(_explore_kwargs, configs))
+
+
+# first words of the labels of environment events (random walks pick them only now and then)
+_FAULTS = frozenset({"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"})
 
 
 def _stops(label: str) -> bool:

@@ -3,9 +3,8 @@
 Each configuration explores every interleaving of its events and faults (per faulty
 client; a persistent-set reduction keeps every terminal state, which is checked here
 against the unreduced graph) and must finish without violation.  The default run takes
-about a minute on one core.  The larger
-runs are marked ``slow`` AND only run with ``ORANGE_FAST_SLOW=1`` (minutes each; a plain
-``pytest tests`` skips them).
+about 4 minutes on 2 cores.  The larger runs are marked ``slow`` AND only run with
+``ORANGE_FAST_SLOW=1`` (minutes each; a plain ``pytest tests`` skips them).
 """
 
 from __future__ import annotations
