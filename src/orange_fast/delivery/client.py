@@ -62,6 +62,9 @@ _FINAL = frozenset(
     }
 )
 
+# Refusals of a full or overloaded server: typed error on the first connect, retried with backoff later.
+_BUSY = frozenset({ErrorCode.SERVER_BUSY, ErrorCode.RATE_LIMITED})
+
 EntryCallback = Callable[[LogEntry], "Awaitable[None] | None"]
 
 
@@ -341,7 +344,7 @@ class DeliveryClient:
                     backoff = self.backoff_initial
                     await self._session(ws, ready)
                 except ServerError as exc:
-                    if exc.code in _FINAL:
+                    if exc.code in _FINAL or (exc.code in _BUSY and not first.done()):
                         if not first.done():
                             first.set_exception(exc)
                         self._finish(exc)
