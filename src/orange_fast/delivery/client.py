@@ -386,7 +386,12 @@ class DeliveryClient:
 
     async def _hello(self, ws: ClientConnection) -> P.Ready:
         hello = P.Hello(self.room, self._token, self.client_id, self._last_seq, self._join_payload)
-        await ws.send(P.encode(hello))
+        try:
+            await ws.send(P.encode(hello))
+        except ConnectionClosed:
+            # a server refusing new connections (SERVER_BUSY) may have sent its ERROR and closed
+            # before our HELLO: read that ERROR, which is still buffered, to raise the typed error
+            pass
         message = await asyncio.wait_for(ws.recv(), self.connect_timeout)
         try:
             frame = P.decode_server_frame(message)

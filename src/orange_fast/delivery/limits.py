@@ -98,7 +98,8 @@ class AddressTable:
     """Per-address connection counts and HELLO buckets.  Time is passed in (seconds, monotonic).
 
     Entries with no open connection are dropped oldest first once the table holds
-    ``max_entries``; a dropped entry's HELLO bucket starts full again when the address returns,
+    ``max_address_entries`` (so it never holds more than that, or one more than the number of
+    addresses with an open connection, which ``max_connections`` bounds); a dropped entry's HELLO bucket starts full again when the address returns,
     which costs at most one burst per eviction and keeps the memory bound.
     """
 
@@ -114,11 +115,7 @@ class AddressTable:
         if entry is not None:
             self._table.move_to_end(address)
             return entry
-        while len(self._table) >= self.limits.max_address_entries:
-            idle = next((a for a, e in self._table.items() if e.connections == 0), None)
-            if idle is None:
-                break
-            del self._table[idle]
+        self._trim(self.limits.max_address_entries - 1)
         rate = self.limits.hellos_per_second_per_address
         bucket = TokenBucket(rate, self.limits.hello_burst_per_address, now) if rate is not None else None
         entry = self._table[address] = _Address(bucket)
@@ -151,6 +148,15 @@ class AddressTable:
         # Without a HELLO rate there is nothing to remember about an address with no connection.
         if entry.connections == 0 and entry.hellos is None:
             self._table.pop(address, None)
+        self._trim(self.limits.max_address_entries)
+
+    def _trim(self, size: int) -> None:
+        """Drop the oldest entries without a connection until at most ``size`` remain (if possible)."""
+        while len(self._table) > size:
+            idle = next((a for a, e in self._table.items() if e.connections == 0), None)
+            if idle is None:
+                return
+            del self._table[idle]
 
 
 class OverloadGauge:
