@@ -14,7 +14,8 @@ On a branch with access tokens it measures the embedded default (shared room tok
 accepting strangers' rooms but with the join payload capped) and the CLI's access tokens.
 
 ``fanout``: one room, R receivers (raw WebSockets that only count frames), one sender appending
-M entries of 300 B over MemoryStorage (no disk): process CPU seconds per delivered entry.
+M entries of 300 B over MemoryStorage (no disk); the server runs alone in a child process and
+reports its own CPU time: server CPU microseconds per delivered entry.
 Prints one JSON object per measurement.
 """
 
@@ -91,49 +92,84 @@ async def junk(n: int, mode: str) -> dict[str, Any]:
             await server.stop()
 
 
+def _serve_child(conn: Any) -> None:
+    """Child process: a server over MemoryStorage; answers "cpu" with its own CPU seconds."""
+    import threading
+
+    async def run() -> None:
+        server = DeliveryServer("127.0.0.1", 0, MemoryStorage(), heartbeat_interval=30, eviction_timeout=60)
+        await server.start()
+        conn.send(server.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def answer() -> None:
+            while True:
+                if conn.recv() == "stop":
+                    loop.call_soon_threadsafe(stop.set)
+                    return
+                conn.send(time.process_time())
+
+        threading.Thread(target=answer, daemon=True).start()
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(run())
+
+
 async def fanout(receivers: int, entries: int) -> dict[str, Any]:
-    server = DeliveryServer("127.0.0.1", 0, MemoryStorage(), heartbeat_interval=30, eviction_timeout=60)
-    await server.start()
+    """Server CPU per delivered entry, the server alone in its own process."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve_child, args=(child,), daemon=True)
+    proc.start()
+    url = f"ws://127.0.0.1:{parent.recv()}"
     token = b"fanout-room-token-0123456789"
     conns = []
     try:
         for i in range(receivers):
-            ws = await connect(server.url, compression=None, ping_interval=None)
+            ws = await connect(url, compression=None, ping_interval=None)
             await ws.send(P.encode(P.Hello("room", token, f"r{i}")))
             await ws.recv()
             conns.append(ws)
-        sender = DeliveryClient(server.url, "room", token, "sender", reconnect=False)
+        sender = DeliveryClient(url, "room", token, "sender", reconnect=False)
         await sender.connect()
-        done = asyncio.Event()
+        target = receivers + entries  # JOINED notices of the later receivers + the sender, then the entries
         counts = [0] * receivers
+        done = asyncio.Event()
 
         async def count(i: int, ws: Any) -> None:
             async for message in ws:
                 if message[0] == P.FrameType.ENTRY:
                     counts[i] += 1
-                    if counts[i] >= receivers + entries and all(c >= receivers + entries for c in counts):
+                    if counts[i] >= target - i and all(c >= target - j for j, c in enumerate(counts)):
                         done.set()
 
         readers = [asyncio.create_task(count(i, ws)) for i, ws in enumerate(conns)]
+        await asyncio.sleep(0.5)  # catch-up traffic done
+        parent.send("cpu")
+        cpu0, wall0 = parent.recv(), time.perf_counter()
         payload = b"x" * 300
-        cpu0, wall0 = time.process_time(), time.perf_counter()
         for _ in range(entries):
             await sender.append("m", payload)
-        await asyncio.wait_for(done.wait(), 120)
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        await asyncio.wait_for(done.wait(), 300)
+        parent.send("cpu")
+        cpu, wall = parent.recv() - cpu0, time.perf_counter() - wall0
         for t in readers:
             t.cancel()
-        await sender.close()
-        deliveries = receivers * entries
+        await sender.close(leave=False)
         return {
             "measure": "fanout", "receivers": receivers, "entries": entries,
-            "cpu_us_per_delivery": round(cpu / deliveries * 1e6, 2),
+            "server_cpu_us_per_delivery": round(cpu / (receivers * entries) * 1e6, 2),
             "wall_s": round(wall, 3),
         }
     finally:
         for ws in conns:
             await ws.close()
-        await server.stop()
+        parent.send("stop")
+        proc.join(10)
 
 
 async def main() -> None:

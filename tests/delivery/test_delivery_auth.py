@@ -268,3 +268,28 @@ async def test_origin_allowlist(make_server: ServerFactory) -> None:
         ready = P.decode_server_frame(await asyncio.wait_for(ws.recv(), WAIT))
         assert isinstance(ready, P.Ready)
         await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_client_takes_a_token_source_for_reconnects(make_server: ServerFactory) -> None:
+    key = hs_key()
+    server = await make_server(auth=AccessTokens(key, leeway=0))
+    issued: list[bytes] = []
+
+    def fresh() -> bytes:
+        issued.append(key.issue("room", "alice", 60))
+        return issued[-1]
+
+    client = DeliveryClient(server.url, "room", fresh, "alice", backoff_initial=0.02, backoff_max=0.1)
+    try:
+        await client.connect()
+        client.abort_connection()
+        await asyncio.wait_for(wait_reconnected(client), WAIT)
+        assert len(issued) == 2
+    finally:
+        await client.close()
+
+
+async def wait_reconnected(client: DeliveryClient) -> None:
+    while client.connections < 2:
+        await asyncio.sleep(0.02)

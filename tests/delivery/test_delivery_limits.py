@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,20 @@ async def test_hello_rate_per_address(make_server: ServerFactory, make_client: C
     await make_client(server, "a", reconnect=False)
     await make_client(server, "b", reconnect=False)
     assert isinstance(await connect_fails(server.url, "c"), RateLimitedError)
+
+
+@pytest.mark.asyncio
+async def test_overloaded_server_sheds_new_connections(make_server: ServerFactory, make_client: ClientFactory) -> None:
+    server = await make_server(limits=ServerLimits(overload_lag=0.02))
+    member = await make_client(server, "member", reconnect=False)
+    for _ in range(50):  # keep the event loop busy until the server notices
+        time.sleep(0.2)  # noqa: ASYNC251 - deliberately blocking the loop
+        await asyncio.sleep(0.06)
+        if server.overloaded:
+            break
+    assert server.overloaded
+    assert isinstance(await connect_fails(server.url, "newcomer"), ServerBusyError)
+    assert member.connected  # those already in are kept
 
 
 @pytest.mark.asyncio

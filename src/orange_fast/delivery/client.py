@@ -73,7 +73,10 @@ class DeliveryClient:
 
     Args:
         url: ``ws://host:port`` of the server.
-        room, token, client_id: see the protocol's HELLO.
+        room, token, client_id: see the protocol's HELLO.  ``token`` is a shared room token or a
+            signed access token (``orange-fast token``), or a callable returning one: it is called
+            before every HELLO, so that a long-lived client can present a fresh access token
+            when it reconnects after its first one expired.
         resume_from: last sequence number already processed (0 = read the room from the start).
         join_payload: opaque bytes for the JOINED notice when this client becomes present.
         reconnect: reconnect automatically (exponential backoff with jitter) after a lost connection.
@@ -88,7 +91,7 @@ class DeliveryClient:
         self,
         url: str,
         room: str,
-        token: bytes,
+        token: bytes | Callable[[], bytes],
         client_id: str,
         *,
         resume_from: int = 0,
@@ -103,7 +106,8 @@ class DeliveryClient:
         check_id(room, "room id")
         check_id(client_id, "client id")
         check_seq(resume_from, "resume_from")
-        P.Hello(room, token, client_id, resume_from, join_payload)  # validates token and payload
+        # validates token and payload (a token source is validated when it is called)
+        P.Hello(room, b"-" if callable(token) else token, client_id, resume_from, join_payload)
         if not 0 < backoff_initial <= backoff_max:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
         self.url = url
@@ -385,7 +389,8 @@ class DeliveryClient:
         await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
 
     async def _hello(self, ws: ClientConnection) -> P.Ready:
-        hello = P.Hello(self.room, self._token, self.client_id, self._last_seq, self._join_payload)
+        token = self._token() if callable(self._token) else self._token
+        hello = P.Hello(self.room, token, self.client_id, self._last_seq, self._join_payload)
         try:
             await ws.send(P.encode(hello))
         except ConnectionClosed:

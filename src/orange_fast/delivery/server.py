@@ -259,7 +259,13 @@ class DeliveryServer:
 
     @property
     def connection_count(self) -> int:
+        """Open connections (those past the admission caps)."""
         return len(self._conns)
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether new connections are being shed because the event loop lags (see ``overload_lag``)."""
+        return self._overload.shedding
 
     async def start(self) -> None:
         """Open the storage, re-arm eviction of clients left present by a previous run, listen."""
