@@ -35,7 +35,12 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from orange_fast.delivery import DeliveryClient, DeliveryServer, MemoryStorage, SQLiteStorage
+from orange_fast.delivery import (
+    DeliveryClient,
+    DeliveryServer,
+    MemoryStorage,
+    SQLiteStorage,
+)
 from orange_fast.delivery import protocol as P
 
 
@@ -49,7 +54,7 @@ async def _junk_hello(url: str, i: int, payload: bytes) -> str:
             await ws.send(P.encode(P.Hello(f"junk-{i}", secrets.token_bytes(16), "stranger", 0, payload)))
             frame = P.decode_server_frame(await asyncio.wait_for(ws.recv(), 10))
             return type(frame).__name__ if not isinstance(frame, P.Error) else frame.code.name
-    except Exception as exc:  # refused at the handshake, closed: count it as refused
+    except Exception as exc:  # noqa: BLE001 - refused at the handshake or closed: counted by type
         return type(exc).__name__
 
 

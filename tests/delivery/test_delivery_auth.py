@@ -95,7 +95,7 @@ def test_wrong_key_alg_none_tampering_and_alg_confusion_are_refused() -> None:
     wrong_key = jwt.encode(good, OTHER_SECRET, algorithm="HS256").encode()
     alg_none = unsigned(good)
     valid = key.issue("room", "alice", 60)
-    head, payload, sig = valid.split(b".")
+    head, _claims, sig = valid.split(b".")
     forged_claims = b64(json.dumps({**good, "sub": "mallory"}).encode()).encode()
     tampered = b".".join([head, forged_claims, sig])
     ed = AccessTokenKey(

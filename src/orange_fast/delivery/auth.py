@@ -29,9 +29,10 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import protocol as P
 from .entry import check_id
@@ -39,14 +40,14 @@ from .errors import ErrorCode
 from .storage import token_hash
 
 __all__ = [
-    "Refusal",
-    "Access",
-    "Authenticator",
-    "TokenPolicy",
-    "AccessTokenKey",
-    "AccessTokens",
     "KEY_ENV_VAR",
     "MAX_CLOCK_SKEW",
+    "Access",
+    "AccessTokenKey",
+    "AccessTokens",
+    "Authenticator",
+    "Refusal",
+    "TokenPolicy",
 ]
 
 KEY_ENV_VAR = "ORANGE_FAST_TOKEN_KEY"
@@ -182,7 +183,10 @@ class AccessTokenKey:
         self._verifying: Any
         if data.startswith(b"-----BEGIN"):
             from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+                Ed25519PrivateKey,
+                Ed25519PublicKey,
+            )
 
             self.algorithm = _EDDSA
             if b"PRIVATE KEY" in data.split(b"\n", 1)[0]:
@@ -234,7 +238,9 @@ class AccessTokenKey:
             text = (secrets.token_urlsafe(32) + "\n").encode("ascii")
         elif algorithm == _EDDSA:
             from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+                Ed25519PrivateKey,
+            )
 
             text = Ed25519PrivateKey.generate().private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -301,7 +307,7 @@ class AccessTokenKey:
             return Refusal(ErrorCode.AUTH_FAILED, "access token expired")
         except jwt.ImmatureSignatureError:
             return Refusal(ErrorCode.AUTH_FAILED, "access token not yet valid")
-        except Exception:  # any other malformation or bad signature: one answer, no detail
+        except Exception:  # noqa: BLE001 - any malformation or bad signature: one answer, no detail
             return Refusal(ErrorCode.AUTH_FAILED, "invalid access token")
         if not isinstance(claims, dict) or claims.get("room") != room:
             return Refusal(ErrorCode.AUTH_FAILED, "access token is for another room")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from .ratelimit import TokenBucket
 
-__all__ = ["ServerLimits", "AddressTable", "OverloadGauge"]
+__all__ = ["AddressTable", "OverloadGauge", "ServerLimits"]
 
 
 def _check_cap(name: str, value: object, allow_none: bool = True, allow_zero: bool = False) -> None:

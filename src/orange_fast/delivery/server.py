@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from . import protocol as P
 from .auth import Authenticator, Refusal, TokenPolicy
@@ -290,13 +291,19 @@ class DeliveryServer:
             max_queue=16,
             open_timeout=self.hello_timeout,
             close_timeout=2.0,
-            origins=None if self.allowed_origins is None else [*self.allowed_origins, None],
+            origins=self._origins(),
         )
         if self.limits.overload_lag is not None:
             self._spawn(self._watch_load())
         if self.limits.room_retention is not None:
             self._spawn(self._retention_sweeper(self.limits.room_retention))
         _log(logging.INFO, "listening", host=self.host, port=self.port)
+
+    def _origins(self) -> list[Origin | None] | None:
+        """websockets' ``origins``: the allowlist plus None (no Origin header: not a browser)."""
+        if self.allowed_origins is None:
+            return None
+        return [*(Origin(o) for o in self.allowed_origins), None]
 
     async def stop(self) -> None:
         """Stop listening, close every connection (SHUTTING_DOWN) and the storage.
