@@ -293,3 +293,31 @@ async def test_client_takes_a_token_source_for_reconnects(make_server: ServerFac
 async def wait_reconnected(client: DeliveryClient) -> None:
     while client.connections < 2:
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_hostile_tokens_against_a_running_server(make_server: ServerFactory, make_client: ClientFactory) -> None:
+    """Random bytes and one-character mutations of a valid token: AUTH_FAILED each, nothing stored, members unaffected."""
+    import random
+
+    key = hs_key()
+    server = await make_server(auth=AccessTokens(key))
+    member = await make_client(server, "member", token=key.issue("room", "member"), reconnect=False)
+    rng = random.Random(9)
+    valid = key.issue("room", "alice", 600)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+    tokens = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 256))) for _ in range(20)]
+    for _ in range(20):
+        mutated = bytearray(valid)
+        i = rng.randrange(len(mutated))
+        mutated[i] = rng.choice([c for c in alphabet if c != mutated[i]])
+        if not base64_equivalent(valid, bytes(mutated)):
+            tokens.append(bytes(mutated))
+    for token in tokens:
+        async with connect(server.url, open_timeout=WAIT) as ws:
+            await ws.send(P.encode(P.Hello("room", token, "alice")))
+            reply = P.decode_server_frame(await asyncio.wait_for(ws.recv(), WAIT))
+            assert isinstance(reply, P.Error) and reply.code == ErrorCode.AUTH_FAILED and reply.fatal
+    assert server.refusals["AUTH_FAILED"] == len(tokens)
+    assert (await server.storage.get_room("room")).head == 1  # type: ignore[union-attr]  # only the member's JOINED
+    assert member.connected and await member.append("k", b"still here") == 2
