@@ -283,7 +283,7 @@ class AccessTokenKey:
         if len(token) > P.MAX_TOKEN_LENGTH:
             raise ValueError(
                 f"the token would be {len(token)} bytes, over the {P.MAX_TOKEN_LENGTH} a HELLO carries: "
-                "use shorter room or client ids (or HS256)"
+                "use shorter room or client ids" + (" (or an HS256 key)" if self.algorithm == _EDDSA else "")
             )
         return token
 
