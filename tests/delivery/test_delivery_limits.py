@@ -210,7 +210,7 @@ async def test_rooms_leave_memory_when_nobody_is_present(make_server: ServerFact
     assert server.rooms_in_memory == 2
     await alice.close()  # BYE: nobody left in r1
     await bob.close(leave=False)  # dropped: bob stays present until evicted
-    await wait_for(lambda: server.rooms_in_memory == 1)
+    await wait_for(lambda: server.rooms_in_memory <= 1)  # r1 at once (r2 too if the eviction came already)
     await wait_for(lambda: server.rooms_in_memory == 0)  # bob evicted after the timeout
     # the log is still there, and a returning client loads the room again
     back = await make_client(server, "alice", room="r1", resume_from=2, reconnect=False)
