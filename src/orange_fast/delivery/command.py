@@ -54,22 +54,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only configured (or already stored) rooms may be entered")
     parser.add_argument("--min-token-length", type=int, default=16, metavar="BYTES",
                         help="with --insecure-room-tokens: shortest token that may create a room (default 16)")
-    parser.add_argument("--max-connections", type=int, default=10_000, metavar="N",
-                        help="open connections in all (beyond: SERVER_BUSY; default 10000)")
-    parser.add_argument("--max-connections-per-address", type=int, default=64, metavar="N",
-                        help="open connections per remote IP address (default 64; 0 = no cap)")
-    parser.add_argument("--hellos-per-second", type=float, default=10.0, metavar="RATE",
-                        help="HELLO attempts per second per remote IP address, burst 4x (default 10; 0 = no cap)")
-    parser.add_argument("--max-rooms", type=int, default=10_000, metavar="N",
-                        help="rooms held in memory (default 10000)")
-    parser.add_argument("--max-join-payload", type=int, default=4096, metavar="BYTES",
-                        help="largest HELLO join payload (default 4096; the session layer sends none)")
-    parser.add_argument("--overload-lag", type=float, default=0.25, metavar="SECONDS",
-                        help="shed new connections while the smoothed event-loop lag exceeds this (default 0.25; "
-                             "0 = never)")
-    parser.add_argument("--room-retention", type=float, default=7 * 24 * 3600.0, metavar="SECONDS",
+    from .limits import ServerLimits  # light: the defaults below are those of ServerLimits.public()
+
+    public = ServerLimits.public()
+    parser.add_argument("--max-connections", type=int, default=public.max_connections, metavar="N",
+                        help="open connections in all (beyond: SERVER_BUSY; default %(default)s)")
+    parser.add_argument("--max-connections-per-address", type=int, default=public.max_connections_per_address,
+                        metavar="N", help="open connections per remote IP address (default %(default)s; 0 = no cap)")
+    parser.add_argument("--hellos-per-second", type=float, default=public.hellos_per_second_per_address,
+                        metavar="RATE",
+                        help="HELLO attempts per second per remote IP address, burst 4x (default %(default)s; "
+                             "0 = no cap)")
+    parser.add_argument("--max-rooms", type=int, default=public.max_rooms, metavar="N",
+                        help="rooms held in memory (default %(default)s)")
+    parser.add_argument("--max-join-payload", type=int, default=public.max_join_payload, metavar="BYTES",
+                        help="largest HELLO join payload (default %(default)s; the session layer sends none)")
+    parser.add_argument("--overload-lag", type=float, default=public.overload_lag, metavar="SECONDS",
+                        help="shed new connections while the smoothed event-loop lag exceeds this "
+                             "(default %(default)s; 0 = never)")
+    parser.add_argument("--room-retention", type=float, default=public.room_retention, metavar="SECONDS",
                         help="delete logs of rooms nobody is present in after this long without activity "
-                             "(default 604800 = 7 days; 0 = keep forever)")
+                             "(default %(default)s = 7 days; 0 = keep forever)")
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL",
                         help="SQLite durability (default FULL)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

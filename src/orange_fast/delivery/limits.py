@@ -77,6 +77,7 @@ class ServerLimits:
         """Defaults for a server reachable by strangers (``orange-fast serve``)."""
         base = cls(
             max_connections=10_000,
+            max_rooms=10_000,
             max_connections_per_address=64,
             hellos_per_second_per_address=10.0,
             hello_burst_per_address=40.0,
