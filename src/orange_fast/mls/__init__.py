@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .errors import (
     ConfirmationTagError,
+    CredentialSuccessionError,
     DecodeError,
     DecryptionError,
     InvalidCommitError,
@@ -39,7 +40,8 @@ from .errors import (
     WrongEpochError,
     WrongGroupError,
 )
-from .group import CommitOutput, Group, Member, ProcessResult
+from .group import CommitOutput, Group, ProcessResult
+from .member import CredentialValidator, Member
 from .messages import Capabilities, Credential, Extension, ExtensionType, KeyPackage, KeyPackagePrivate
 from .suite import CipherSuite, SignatureKeyPair
 
@@ -54,6 +56,7 @@ __all__ = [
     "ExtensionType",
     "Group",
     "Member",
+    "CredentialValidator",
     "CommitOutput",
     "ProcessResult",
     "MLSError",
@@ -77,4 +80,5 @@ __all__ = [
     "WrongEpochError",
     "WrongGroupError",
     "ConfirmationTagError",
+    "CredentialSuccessionError",
 ]

@@ -51,26 +51,14 @@ from .proposals import (
     validate_leaf_node,
     validate_proposal_list,
 )
+from .member import CredentialValidator, Member, check_successor, member_of
 from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite
 from .tree import RatchetTree
 
-__all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage"]
+__all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage", "CredentialValidator"]
 
 _STATE_VERSION = 1
 _RESUMPTION_KEEP = 8
-
-
-@dataclass(frozen=True)
-class Member:
-    """A group member as seen in the ratchet tree."""
-
-    leaf_index: int
-    identity: bytes
-    signature_key: bytes
-    encryption_key: bytes = b""
-
-    def __repr__(self) -> str:
-        return f"Member(leaf_index={self.leaf_index}, identity={self.identity!r})"
 
 
 @dataclass
@@ -108,8 +96,7 @@ class ProcessResult:
 ProposalMessage = bytes
 
 
-def _member_of(idx: int, leaf: M.LeafNode) -> Member:
-    return Member(idx, bytes(leaf.credential.identity), bytes(leaf.signature_key), bytes(leaf.encryption_key))
+_member_of = member_of
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -263,15 +250,31 @@ class _State:
 class Group:
     """One member's state of an MLS group."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, credential_validator: Optional[CredentialValidator] = None) -> None:
         self._s = state
+        self._validator = credential_validator
+
+    def set_credential_validator(self, validator: Optional[CredentialValidator]) -> None:
+        """Install the application's credential-succession rule (None: the strict default).
+
+        A member's replacement leaf (in its Update proposal or its commit's UpdatePath) must keep
+        the credential identity and the signature key, unless ``validator(old, new)`` returns
+        True for that change (RFC 9420 §5.3.1). The validator is not part of :meth:`to_bytes`;
+        pass it again to :meth:`from_bytes`."""
+        self._validator = validator
+
+    @property
+    def credential_validator(self) -> Optional[CredentialValidator]:
+        """The credential-succession rule in force (None: same identity and signature key)."""
+        return self._validator
 
     # -- creation -------------------------------------------------------------------------------------
     @classmethod
     def create(cls, suite: "int | CipherSuite", identity: bytes, signer: SignatureKeyPair,
                group_id: Optional[bytes] = None, *, extensions: Optional[List[M.Extension]] = None,
                private_handshake: bool = True,
-               capabilities: Optional[M.Capabilities] = None) -> "Group":
+               capabilities: Optional[M.Capabilities] = None,
+               credential_validator: Optional[CredentialValidator] = None) -> "Group":
         """A new one-member group at epoch 0 (RFC 9420 §11)."""
         s = get_suite(suite)
         if signer.suite != s.cipher_suite:
@@ -303,7 +306,7 @@ class Group:
         st.confirmation_tag = s.mac(st.epoch.confirmation_key, b"")
         st.interim_transcript_hash = _interim(s, b"", st.confirmation_tag)
         st.private_handshake = private_handshake
-        return cls(st)
+        return cls(st, credential_validator)
 
     # -- read-only properties ---------------------------------------------------------------------
     @property
@@ -384,7 +387,7 @@ class Group:
         return w.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Group":
+    def from_bytes(cls, data: bytes, *, credential_validator: Optional[CredentialValidator] = None) -> "Group":
         r = Reader(bytes(data))
         try:
             st = _State.decode(r)
@@ -393,7 +396,7 @@ class Group:
             raise
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise DecodeError(f"malformed group state: {type(exc).__name__}") from None
-        return cls(st)
+        return cls(st, credential_validator)
 
     def __repr__(self) -> str:
         return (f"Group(suite={self.cipher_suite.name}, epoch={self.epoch}, members={len(self.members)}, "
@@ -519,7 +522,7 @@ class Group:
             resolved.append(ResolvedProposal(p, M.Sender.member(me), False))
             por.append(M.ProposalOrRef(proposal=p))
         validate_proposal_list(s, resolved, st.tree, st.context, me, external=False, known_psk=st.psk_lookup,
-                               check_lifetime=True)
+                               check_lifetime=True, credential_validator=self._validator)
         tree = st.tree.copy()
         applied = apply_proposals(tree, resolved)
         new_ext = applied.extensions if applied.extensions is not None else list(st.context.extensions)
@@ -688,7 +691,8 @@ class Group:
     def join_from_welcome(cls, welcome: bytes, key_package_private: M.KeyPackagePrivate,
                           ratchet_tree: Optional[bytes] = None, *,
                           psks: Optional[Dict[bytes, bytes]] = None, private_handshake: bool = True,
-                          check_lifetimes: bool = False) -> "Group":
+                          check_lifetimes: bool = False,
+                          credential_validator: Optional[CredentialValidator] = None) -> "Group":
         """Join from a Welcome (RFC 9420 §12.4.3.1) with our KeyPackage's private part."""
         try:
             msg = M.MLSMessage.from_bytes(welcome)
@@ -773,12 +777,13 @@ class Group:
         st.interim_transcript_hash = _interim(s, ctx.confirmed_transcript_hash, st.confirmation_tag)
         st.psks = psk_store
         st.private_handshake = private_handshake
-        return cls(st)
+        return cls(st, credential_validator)
 
     @classmethod
     def join_external(cls, group_info: bytes, identity: bytes, signer: SignatureKeyPair, *,
                       ratchet_tree: Optional[bytes] = None, remove_leaf: Optional[int] = None,
-                      private_handshake: bool = True, psks: Optional[Dict[bytes, bytes]] = None
+                      private_handshake: bool = True, psks: Optional[Dict[bytes, bytes]] = None,
+                      credential_validator: Optional[CredentialValidator] = None
                       ) -> Tuple["Group", bytes]:
         """External commit (RFC 9420 §12.4.3.2); ``remove_leaf`` resyncs (removes our old leaf).
 
@@ -855,7 +860,7 @@ class Group:
         st.interim_transcript_hash = _interim(s, confirmed, tag)
         st.psks = dict(psks or {})
         st.private_handshake = private_handshake
-        return cls(st), commit_msg
+        return cls(st, credential_validator), commit_msg
 
     # -- processing -----------------------------------------------------------------------------------
     def process(self, message: bytes) -> ProcessResult:
@@ -924,6 +929,8 @@ class Group:
                 old = st.tree.leaf(sender.index)
                 validate_leaf_node(s, body.leaf_node, st.tree, st.context, source=M.LeafNodeSource.update,
                                    leaf_index=sender.index, replacing=sender.index)
+                if old is not None:
+                    check_successor(sender.index, old, body.leaf_node, self._validator)
                 if old is None or bytes(body.leaf_node.encryption_key) == bytes(old.encryption_key):
                     raise InvalidProposalError("Update does not change the encryption key")
             elif isinstance(body, M.Add):
@@ -982,7 +989,7 @@ class Group:
                 if not rp.by_reference and isinstance(rp.proposal.body, M.ExternalInit):
                     raise InvalidProposalError("ExternalInit in a regular commit")
         validate_proposal_list(s, resolved, st.tree, st.context, committer, external=external,
-                               known_psk=st.psk_lookup)
+                               known_psk=st.psk_lookup, credential_validator=self._validator)
         old_tree = st.tree
         tree = old_tree.copy()
         applied = apply_proposals(tree, resolved)
@@ -1011,6 +1018,8 @@ class Group:
             validate_leaf_node(s, path.leaf_node, tree, new_ctx_base, source=M.LeafNodeSource.commit,
                                leaf_index=committer, replacing=replacing)
             cur = old_tree.leaf(committer) if not external else None
+            if cur is not None:
+                check_successor(committer, cur, path.leaf_node, self._validator)
             if cur is not None and bytes(cur.encryption_key) == bytes(path.leaf_node.encryption_key):
                 raise InvalidCommitError("commit leaf keeps the old encryption key")
             # none of the new public keys may already appear in the tree
