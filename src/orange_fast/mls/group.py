@@ -55,7 +55,8 @@ from .member import CredentialValidator, Member, check_successor, member_of
 from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite
 from .tree import RatchetTree
 
-__all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage", "CredentialValidator"]
+__all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage", "CredentialValidator",
+           "StagedMessage"]
 
 _STATE_VERSION = 1
 _RESUMPTION_KEEP = 8
@@ -94,6 +95,90 @@ class ProcessResult:
 
 
 ProposalMessage = bytes
+
+
+class StagedMessage:
+    """A processed but not yet applied message (RFC 9420 §12.4.2; OpenMLS's ``StagedCommit``).
+
+    :meth:`Group.stage` validates a message completely and returns this object; the group is not
+    changed until :meth:`Group.merge_staged` applies it. Inspect what it would do first (``kind``,
+    ``epoch`` (the new epoch for a commit), ``sender``, ``added``, ``removed``, ``updated``, ...) and
+    either merge it or :meth:`discard` it (dropping the object has the same effect). A staged
+    message can be merged once, and only into the state it was staged from: any other change of
+    the group in between makes :meth:`Group.merge_staged` raise ``StateError``.
+    """
+
+    __slots__ = ("_group", "_base", "_state", "_result", "_open")
+
+    def __init__(self, group: "Group", base: "_State", state: "_State", result: ProcessResult) -> None:
+        self._group = group
+        self._base = base
+        self._state = state
+        self._result = result
+        self._open = True
+
+    @property
+    def result(self) -> ProcessResult:
+        """The full description of the message (what :meth:`Group.process` returns)."""
+        return self._result
+
+    @property
+    def kind(self) -> str:
+        """``"commit"``, ``"proposal"`` or ``"application"``."""
+        return self._result.kind
+
+    @property
+    def is_commit(self) -> bool:
+        return self._result.kind == "commit"
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the group is in after merging (the new epoch for a commit)."""
+        return self._result.epoch
+
+    @property
+    def sender(self) -> Optional[int]:
+        """The sender's leaf index (None for an external sender or joiner)."""
+        return self._result.sender
+
+    @property
+    def sender_type(self) -> Optional[str]:
+        return self._result.sender_type
+
+    @property
+    def added(self) -> List[Member]:
+        return list(self._result.added)
+
+    @property
+    def removed(self) -> List[Member]:
+        return list(self._result.removed)
+
+    @property
+    def updated(self) -> List[int]:
+        return list(self._result.updated)
+
+    @property
+    def removes_self(self) -> bool:
+        """True if merging this commit removes us from the group."""
+        return self._result.removed_self
+
+    @property
+    def proposal_type(self) -> Optional[str]:
+        return self._result.proposal_type
+
+    @property
+    def is_open(self) -> bool:
+        """False once merged or discarded."""
+        return self._open
+
+    def discard(self) -> None:
+        """Give up this staged message; the group keeps its current state."""
+        self._open = False
+
+    def __repr__(self) -> str:
+        return f"StagedMessage({self._result!r}, open={self._open})"
+
+
 
 
 _member_of = member_of
@@ -374,11 +459,15 @@ class Group:
 
     def add_external_psk(self, psk_id: bytes, psk: bytes) -> None:
         """Register an external PSK that commits/welcomes of this group may reference."""
-        self._s.psks[bytes(psk_id)] = bytes(psk)
+        st = self._s.copy()
+        st.psks[bytes(psk_id)] = bytes(psk)
+        self._s = st
 
     def set_private_handshake(self, enabled: bool) -> None:
         """Send handshake messages as PrivateMessage (default) or PublicMessage."""
-        self._s.private_handshake = bool(enabled)
+        st = self._s.copy()
+        st.private_handshake = bool(enabled)
+        self._s = st
 
     # -- persistence --------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -392,6 +481,8 @@ class Group:
         try:
             st = _State.decode(r)
             r.finish()
+            if not hmac.compare_digest(st.tree.root_tree_hash(), bytes(st.context.tree_hash)):
+                raise DecodeError("group state: ratchet tree does not match the group context")
         except MLSError:
             raise
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -639,15 +730,23 @@ class Group:
         p = self._s.pending
         if p is None:
             raise StateError("no pending commit")
+        new, result = self._pending_outcome(p)
+        self._s = new
+        return result
+
+    @staticmethod
+    def _pending_outcome(p: _Pending) -> Tuple[_State, ProcessResult]:
         new = p.state
         added = [_member_of(i, new.tree.leaf(i)) for i in p.added if new.tree.leaf(i) is not None]
-        self._s = new
-        return ProcessResult("commit", new.context.epoch, sender=new.own_leaf, sender_type="member",
-                             added=added, removed=list(p.removed), updated=list(p.updated), own_commit=True)
+        return new, ProcessResult("commit", new.context.epoch, sender=new.own_leaf, sender_type="member",
+                                  added=added, removed=list(p.removed), updated=list(p.updated), own_commit=True)
 
     def clear_pending_commit(self) -> None:
         """Drop the pending commit (the delivery service rejected it)."""
-        self._s.pending = None
+        if self._s.pending is not None:
+            st = self._s.copy()  # a new state object: messages staged before are void
+            st.pending = None
+            self._s = st
 
     def _make_group_info(self, st: _State, external_pub: bool = True) -> M.GroupInfo:
         exts = [M.Extension(M.ExtensionType.ratchet_tree, st.tree.to_bytes())]
@@ -864,10 +963,38 @@ class Group:
 
     # -- processing -----------------------------------------------------------------------------------
     def process(self, message: bytes) -> ProcessResult:
-        """Process a handshake or application message; returns what changed.
+        """Process a handshake or application message and apply it; returns what changed.
 
-        Raises an ``MLSError`` subclass for anything invalid and then leaves the state untouched.
+        Same as ``merge_staged(stage(message))``. Raises an ``MLSError`` subclass for anything
+        invalid and then leaves the state untouched.
         """
+        return self.merge_staged(self.stage(message))
+
+    def merge_staged(self, staged: StagedMessage) -> ProcessResult:
+        """Apply a message staged by :meth:`stage` (raises ``StateError`` if it is not this group's,
+        was already merged or discarded, or the group changed since it was staged)."""
+        if not isinstance(staged, StagedMessage) or staged._group is not self:
+            raise StateError("this staged message belongs to another group object")
+        if not staged._open:
+            raise StateError("this staged message was already merged or discarded")
+        if staged._base is not self._s:
+            raise StateError("the group changed since this message was staged")
+        staged._open = False
+        self._s = staged._state
+        return staged._result
+
+    def stage(self, message: bytes) -> StagedMessage:
+        """Validate a handshake or application message without applying it.
+
+        Returns a :class:`StagedMessage` to inspect and then :meth:`merge_staged` or discard;
+        the group state is unchanged until the merge. Raises an ``MLSError`` subclass for
+        anything invalid.
+        """
+        base = self._s
+        new, result = self._stage(message)
+        return StagedMessage(self, base, new, result)
+
+    def _stage(self, message: bytes) -> Tuple[_State, ProcessResult]:
         try:
             msg = M.MLSMessage.from_bytes(bytes(message))
         except MLSError:
@@ -876,13 +1003,13 @@ class Group:
             raise InvalidMessageError("not a Public/PrivateMessage")
         pending = self._s.pending
         if pending is not None and hmac.compare_digest(bytes(message), pending.commit_message):
-            return self.merge_pending_commit()
+            return self._pending_outcome(pending)
         own_ref = self._s.sent_proposals.get(self._s.suite.hash(bytes(message)))
         if own_ref is not None and own_ref in self._s.proposals:
             # our own proposal echoed by the delivery service: already cached when sent
             c = self._s.proposals[own_ref]
-            return ProcessResult("proposal", self.epoch, sender=self._s.own_leaf, sender_type="member",
-                                 proposal_ref=own_ref, proposal_type=c.proposal.proposal_type.name)
+            return self._s, ProcessResult("proposal", self.epoch, sender=self._s.own_leaf, sender_type="member",
+                                          proposal_ref=own_ref, proposal_type=c.proposal.proposal_type.name)
         st = self._s.copy()
         body = msg.body
         gid = body.content.group_id if msg.wire_format == M.WireFormat.public_message else body.group_id
@@ -906,16 +1033,13 @@ class Group:
                 raise InvalidMessageError("application data must be a PrivateMessage")
             result = ProcessResult("application", st.context.epoch, sender=sender.index, sender_type="member",
                                    application_data=bytes(fc.content))
-            self._s = st
-            return result
+            return st, result
         if fc.content_type == M.ContentType.proposal:
             result = self._process_proposal(st, ac)
-            self._s = st
-            return result
+            return st, result
         new, result = self._process_commit(st, ac)
         new.pending = None  # another member's commit won: our pending commit is void
-        self._s = new
-        return result
+        return new, result
 
     def _process_proposal(self, st: _State, ac: M.AuthenticatedContent) -> ProcessResult:
         prop: M.Proposal = ac.content.content  # type: ignore[assignment]
