@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import List, Optional, Union
 
-from .codec import Reader, Struct, Writer, decode_enum, encode_varint, pack_u16_vector
-from .errors import DecodeError, InvalidPublicKeyError, InvalidSignatureError, UnsupportedError
-from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite  # noqa: F401
+from ..codec import Reader, Struct, Writer, decode_enum, encode_varint, pack_u16_vector
+from ..errors import DecodeError, InvalidPublicKeyError, InvalidSignatureError, UnsupportedError
+from ..suite import CipherSuite, SignatureKeyPair, Suite, get_suite  # noqa: F401
 
 __all__ = [
     "ProtocolVersion", "WireFormat", "ContentType", "SenderType", "CredentialType", "LeafNodeSource",

@@ -16,13 +16,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from . import messages as M
-from . import treemath as tm
-from . import transcript
-from . import treekem as TK
-from .codec import Reader, Writer
-from .epoch import EpochState, KeySchedule
-from .errors import (
+from .. import messages as M
+from .. import treemath as tm
+from .. import transcript
+from .. import treekem as TK
+from ..codec import Reader, Writer
+from ..epoch import EpochState, KeySchedule
+from ..errors import (
     DecodeError,
     DecryptionError,
     InvalidCommitError,
@@ -41,7 +41,7 @@ from .errors import (
     WrongGroupError,
     ConfirmationTagError,
 )
-from .proposals import (
+from ..proposals import (
     AppliedProposals,
     CachedProposal,
     ResolvedProposal,
@@ -51,9 +51,9 @@ from .proposals import (
     validate_leaf_node,
     validate_proposal_list,
 )
-from .member import CredentialValidator, Member, check_successor, member_of
-from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite
-from .tree import RatchetTree
+from ..member import CredentialValidator, Member, check_successor, member_of
+from ..suite import CipherSuite, SignatureKeyPair, Suite, get_suite
+from ..tree import RatchetTree
 
 __all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage", "CredentialValidator",
            "StagedMessage"]
