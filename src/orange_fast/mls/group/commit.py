@@ -64,7 +64,7 @@ class GroupCommits(GroupBase):
         st = self._s
         s = st.suite
         priv, pub = s.generate_hpke_key_pair()
-        old = st.tree.leaf(st.own_leaf)
+        old = st.tree.member_leaf(st.own_leaf)
         leaf = dataclasses.replace(old, encryption_key=pub, leaf_node_source=M.LeafNodeSource.update,
                                    lifetime=None, parent_hash=None, signature=b"")
         leaf.sign(s, st.signer.private_key, st.group_id, st.own_leaf)
@@ -148,7 +148,7 @@ class GroupCommits(GroupBase):
         update_path = None
         if with_path:
             path_secrets = TK.prepare_path(tree, me)
-            old_leaf = tree.leaf(me)
+            old_leaf = tree.member_leaf(me)
             leaf = dataclasses.replace(old_leaf, encryption_key=path_secrets.leaf_pub,
                                        leaf_node_source=M.LeafNodeSource.commit, lifetime=None,
                                        parent_hash=path_secrets.leaf_parent_hash, signature=b"")
@@ -260,7 +260,7 @@ class GroupCommits(GroupBase):
     @staticmethod
     def _pending_outcome(p: _Pending) -> Tuple[_State, ProcessResult]:
         new = p.state
-        added = [member_of(i, new.tree.leaf(i)) for i in p.added if new.tree.leaf(i) is not None]
+        added = [member_of(i, new.tree.member_leaf(i)) for i in p.added if new.tree.leaf(i) is not None]
         return new, ProcessResult("commit", new.context.epoch, sender=new.own_leaf, sender_type="member",
                                   added=added, removed=list(p.removed), updated=list(p.updated), own_commit=True)
 

@@ -180,8 +180,12 @@ class GroupProcessing(GroupCommits):
                                           proposal_ref=own_ref, proposal_type=c.proposal.proposal_type.name)
         st = self._s.copy()
         body = msg.body
-        gid = body.content.group_id if msg.wire_format == M.WireFormat.public_message else body.group_id
-        ep = body.content.epoch if msg.wire_format == M.WireFormat.public_message else body.epoch
+        if isinstance(body, M.PublicMessage):
+            gid, ep = body.content.group_id, body.content.epoch
+        elif isinstance(body, M.PrivateMessage):
+            gid, ep = body.group_id, body.epoch
+        else:  # pragma: no cover - the wire format was checked above
+            raise InvalidMessageError("not a Public/PrivateMessage")
         if not hmac.compare_digest(bytes(gid), st.group_id):
             raise WrongGroupError("message for another group")
         if ep != st.context.epoch:
@@ -199,6 +203,8 @@ class GroupProcessing(GroupCommits):
         if fc.content_type == M.ContentType.application:
             if msg.wire_format != M.WireFormat.private_message:
                 raise InvalidMessageError("application data must be a PrivateMessage")
+            if not isinstance(fc.content, bytes):  # pragma: no cover - decoded by content type
+                raise InvalidMessageError("application content is not bytes")
             result = ProcessResult("application", st.context.epoch, sender=sender.index, sender_type="member",
                                    application_data=bytes(fc.content))
             return st, result
@@ -326,11 +332,8 @@ class GroupProcessing(GroupCommits):
             if not removed_self:
                 old_privs = dict(st.privs)
                 # own pending Update proposals: their private keys
-                own_update = next((rp for rp in resolved if isinstance(rp.proposal.body, M.Update)
-                                   and rp.sender.sender_type == M.SenderType.member
-                                   and rp.sender.index == st.own_leaf), None)
-                if own_update is not None:
-                    pub = bytes(own_update.proposal.body.leaf_node.encryption_key)
+                pub = _own_update_key(resolved, st.own_leaf)
+                if pub is not None:
                     upd_priv = st.update_keys.get(pub)
                     if upd_priv is None:
                         raise InvalidCommitError("commit contains an Update of ours we cannot use")
@@ -361,9 +364,9 @@ class GroupProcessing(GroupCommits):
         else:
             init_secret = st.epoch.init_secret
         removed_members = [member_of(i, leaf) for i, leaf in applied.removed]
-        added_members = [member_of(i, tree.leaf(i)) for i, _ in applied.added if tree.leaf(i) is not None]
+        added_members = [member_of(i, tree.member_leaf(i)) for i, _ in applied.added if tree.leaf(i) is not None]
         if external and committer is not None:
-            added_members.append(member_of(committer, tree.leaf(committer)))
+            added_members.append(member_of(committer, tree.member_leaf(committer)))
         if removed_self:
             # we cannot derive the new epoch; verify nothing more and become inactive
             new = st.copy()
@@ -382,11 +385,8 @@ class GroupProcessing(GroupCommits):
             raise ConfirmationTagError("confirmation tag mismatch")
         new = _next_epoch_state(st, tree, new_ctx, new_epoch, tag, confirmed)
         privs = dict(st.privs)
-        own_update = next((rp for rp in resolved if isinstance(rp.proposal.body, M.Update)
-                           and rp.sender.sender_type == M.SenderType.member and rp.sender.index == st.own_leaf),
-                          None)
-        if own_update is not None:
-            pub = bytes(own_update.proposal.body.leaf_node.encryption_key)
+        pub = _own_update_key(resolved, st.own_leaf)
+        if pub is not None:
             upd_priv = st.update_keys.get(pub)
             if upd_priv is not None:
                 privs[2 * st.own_leaf] = (upd_priv, pub)
@@ -409,3 +409,13 @@ class GroupProcessing(GroupCommits):
         msg = self._protect(st, ac)
         self._s = st
         return msg
+
+
+def _own_update_key(resolved: List[ResolvedProposal], own_leaf: int) -> Optional[bytes]:
+    """The new encryption key of our own Update proposal among ``resolved`` (None if there is none)."""
+    for rp in resolved:
+        body = rp.proposal.body
+        if isinstance(body, M.Update) and rp.sender.sender_type == M.SenderType.member \
+                and rp.sender.index == own_leaf:
+            return bytes(body.leaf_node.encryption_key)
+    return None

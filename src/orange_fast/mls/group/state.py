@@ -136,7 +136,12 @@ class _State:
         w.opaque(self.interim_transcript_hash)
         w.opaque(self.confirmation_tag)
         cached = sorted(self.proposals.values(), key=lambda c: c.ref)
-        w.vector(cached, lambda ww, c: (ww.opaque(c.ref), c.sender.encode(ww), c.proposal.encode(ww)))
+        def put_cached(ww: Writer, c: CachedProposal) -> None:
+            ww.opaque(c.ref)
+            c.sender.encode(ww)
+            c.proposal.encode(ww)
+
+        w.vector(cached, put_cached)
         w.vector(sorted(self.psks.items()), lambda ww, it: ww.opaque(it[0]).opaque(it[1]))
         w.vector(sorted(self.resumption.items()), lambda ww, it: ww.u64(it[0]).opaque(it[1]))
         w.u8(1 if self.private_handshake else 0)

@@ -153,7 +153,10 @@ class RatchetTreeExt(Struct):
     nodes: List[Optional[NodeValue]] = field(default_factory=list)
 
     def encode(self, w: Writer) -> None:
-        w.vector(self.nodes, lambda ww, n: ww.optional(n, encode_node))
+        def put(ww: Writer, node: Optional[NodeValue]) -> None:
+            ww.optional(node, encode_node)  # type: ignore[arg-type]  # mypy joins the Union to Struct
+
+        w.vector(self.nodes, put)
 
     @classmethod
     def decode(cls, r: Reader) -> "RatchetTreeExt":
