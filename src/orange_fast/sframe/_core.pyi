@@ -43,7 +43,8 @@ class Context:
 
     suite: CipherSuite
     replay_window: int
-    def __init__(self, suite: CipherSuite | int, *, replay_window: int = 128) -> None: ...
+    def __init__(self, suite: CipherSuite | int, *, replay_window: int = 128) -> None:
+        """Set up is done when the object is created; a second ``__init__`` raises ``TypeError``."""
     def add_send_key(self, kid: int, base_key: Buffer, *, start_counter: int | None = None) -> None:
         """Install the encryption key for ``kid``.
 
