@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from .aio import run_bounded
-from .errors import JanusError
+from ..rtc.errors import JanusError
 from .netns import Netns, netns_available
 
 __all__ = ["JanusServer", "JanusClient", "JanusHandle", "janus_available", "find_janus_folders"]
@@ -116,7 +116,7 @@ class JanusServer:
             HTTP_PORT=str(self.http_port),
             ADDRESS=self.netns.address,
         )
-        conf = resources.files("orange_fast.rtc").joinpath("janus_conf")
+        conf = resources.files("orange_fast.harness").joinpath("janus_conf")
         for entry in conf.iterdir():
             if not entry.name.endswith(".jcfg"):
                 continue

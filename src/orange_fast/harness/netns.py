@@ -23,7 +23,7 @@ import threading
 import weakref
 from typing import Any, Callable, TypeVar
 
-from .errors import NetnsError
+from ..rtc.errors import NetnsError
 
 __all__ = ["Netns", "netns_available"]
 

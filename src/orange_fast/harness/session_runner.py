@@ -31,7 +31,7 @@ import sys
 from typing import Any
 
 from ..sframe import SFrameError
-from .client import SessionClient, SessionConfig, SessionEvent
+from ..session.client import SessionClient, SessionConfig, SessionEvent
 
 __all__ = ["main"]
 

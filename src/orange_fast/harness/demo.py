@@ -12,9 +12,9 @@ from typing import Any, Callable, Sequence
 
 from .aio import run_bounded
 from .call import sfu_call, tone_for
-from .errors import JanusError
+from ..rtc.errors import JanusError
 from .janus import JanusServer, janus_available
-from .keys import FrameKeys
+from ..rtc.keys import FrameKeys
 
 __all__ = ["run_call", "summarize", "format_summary"]
 

@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
-from . import compat
+from ..rtc import compat
 from .janus import JanusClient
-from .keys import FrameKeys, NoFrameKeys, StaticFrameKeys
+from ..rtc.keys import FrameKeys, NoFrameKeys, StaticFrameKeys
 from .media import FrameSink, NumberedVideoTrack, ToneAudioTrack
-from .peer import PeerProtection, enable_e2ee
+from ..rtc.peer import PeerProtection, enable_e2ee
 from .room import create_room, publish, subscribe
 
 __all__ = ["sfu_call", "tone_for"]
