@@ -7,16 +7,10 @@ small in-memory ordered log with compare-and-append.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
+from explore import AbstractOps  # formal/ is on pytest's pythonpath (pyproject.toml)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "formal"))
-
-from explore import AbstractOps  # noqa: E402
-
-from orange_fast.session.committer import (  # noqa: E402
+from orange_fast.session.committer import (
     Append,
     AppendResult,
     CaughtUp,

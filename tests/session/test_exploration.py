@@ -10,15 +10,11 @@ about 4 minutes on 2 cores.  The larger runs are marked ``slow`` AND only run wi
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
+from explore import Budget, Result, explore, explore_many, random_walks  # formal/ is on pytest's pythonpath
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "formal"))
-
-from explore import Budget, Result, explore, explore_many, random_walks  # noqa: E402
-
-from orange_fast.session.committer import Append, Committer  # noqa: E402
+from orange_fast.session.committer import Append, Committer
 
 Z = dict(crashes=0, restarts=0, disconnects=0, duplicates=0, false_evictions=0, leaves=0, visitors=0, ticks=0)
 

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from .demo import format_summary, run_call
-    from ..rtc.errors import JanusError, NetnsError
+    from .errors import JanusError, NetnsError
 
     logging.getLogger("aiortc").setLevel(logging.ERROR)
     if args.participants < 2:

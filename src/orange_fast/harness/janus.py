@@ -1,8 +1,8 @@
 """A Janus VideoRoom SFU harness for tests and the demo.
 
 :class:`JanusServer` starts Debian's ``janus`` (``apt-get install janus``) with the
-minimal configuration shipped in ``orange_fast/rtc/janus_conf`` inside a network
-namespace it creates (:class:`~orange_fast.rtc.netns.Netns`), and always cleans up
+minimal configuration shipped in ``orange_fast/harness/janus_conf`` inside a network
+namespace it creates (:class:`~orange_fast.harness.netns.Netns`), and always cleans up
 (context manager, finalizer, ``atexit``).  :class:`JanusClient` speaks the plain-HTTP
 Janus API with long polling; :class:`VideoRoomPeer` publishes or subscribes an aiortc
 peer connection.  Clients and peers must run inside the namespace (``Netns.run``).
@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from .aio import run_bounded
-from ..rtc.errors import JanusError
+from .errors import JanusError
 from .netns import Netns, netns_available
 
 __all__ = ["JanusServer", "JanusClient", "JanusHandle", "janus_available", "find_janus_folders"]

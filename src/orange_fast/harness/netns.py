@@ -23,7 +23,7 @@ import threading
 import weakref
 from typing import Any, Callable, TypeVar
 
-from ..rtc.errors import NetnsError
+from .errors import NetnsError
 
 __all__ = ["Netns", "netns_available"]
 

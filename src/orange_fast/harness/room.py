@@ -7,7 +7,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from ..rtc.errors import JanusError
+from .errors import JanusError
 from .janus import JanusClient, JanusHandle
 
 __all__ = ["create_room", "publish", "subscribe"]
