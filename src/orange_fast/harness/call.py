@@ -241,7 +241,7 @@ async def sfu_call(
                 for m in members[:-1]:
                     if m.index in present:
                         await start_subscription(m, [joiner.feed])
-                for name, o in observers.items():
+                for o in observers.values():
                     await start_subscription(o, [joiner.feed])
                 report["join"] = {"index": joiner_index, "epoch": epoch, "at": round(time.monotonic() - start, 3)}
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - start)))

@@ -105,7 +105,7 @@ class Context:
         offsets: npt.NDArray[np.int64],
         metadata: Buffer = b"",
         *,
-        out: Buffer | None = None,
+        out: Buffer | npt.NDArray[np.uint8] | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         """Encrypt frames packed in one array: frame i is ``data[offsets[i]:offsets[i+1]]``.
 
@@ -118,7 +118,7 @@ class Context:
         offsets: npt.NDArray[np.int64],
         metadata: Buffer = b"",
         *,
-        out: Buffer | None = None,
+        out: Buffer | npt.NDArray[np.uint8] | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int8]]:
         """Decrypt packed frames; returns ``(out, out_offsets, status)``.
 
