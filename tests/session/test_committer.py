@@ -8,9 +8,10 @@ small in-memory ordered log with compare-and-append.
 from __future__ import annotations
 
 import pytest
-from explore import AbstractOps  # formal/ is on pytest's pythonpath (pyproject.toml)
 
-from orange_fast.session.committer import (
+from explore import AbstractOps  # noqa: E402
+
+from orange_fast.session.committer import (  # noqa: E402
     Append,
     AppendResult,
     CaughtUp,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from explore import Budget, Result, explore, explore_many, random_walks  # formal/ is on pytest's pythonpath
 
-from orange_fast.session.committer import Append, Committer
+from explore import Budget, Result, explore, explore_many, random_walks  # noqa: E402
+
+from orange_fast.session.committer import Append, Committer  # noqa: E402
 
 Z = dict(crashes=0, restarts=0, disconnects=0, duplicates=0, false_evictions=0, leaves=0, visitors=0, ticks=0)
 
