@@ -31,11 +31,29 @@ def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
-    """The ``orange_fast`` modules that ``name`` imports anywhere in its body (functions included)."""
+def _import_time_nodes(tree: ast.AST) -> list[ast.AST]:
+    """The nodes run when the module is imported: not function bodies, not ``if TYPE_CHECKING:``."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+    return out
+
+
+def imports_of(name: str, path: Path, known: set[str], *, import_time_only: bool = False) -> set[str]:
+    """The ``orange_fast`` modules that ``name`` imports anywhere in its body (functions included),
+    or, with ``import_time_only``, only those imported while the module itself is imported."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _import_time_nodes(tree) if import_time_only else ast.walk(tree):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -51,11 +69,21 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return out
 
 
-def graph() -> dict[str, set[str]]:
-    """Module -> the ``orange_fast`` modules it imports."""
+def graph(*, import_time_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the ``orange_fast`` modules it imports (see :func:`imports_of`)."""
     mods = modules()
     known = set(mods)
-    return {name: imports_of(name, path, known) for name, path in mods.items()}
+    return {name: imports_of(name, path, known, import_time_only=import_time_only) for name, path in mods.items()}
+
+
+def package_graph(g: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same graph between the top-level subpackages (``orange_fast.X``)."""
+    out: dict[str, set[str]] = {}
+    for src, targets in g.items():
+        a = ".".join(src.split(".")[:2])
+        out.setdefault(a, set()).update(".".join(t.split(".")[:2]) for t in targets)
+        out[a].discard(a)
+    return out
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
