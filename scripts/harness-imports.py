@@ -8,8 +8,9 @@ The Janus/netns/media/demo modules left ``orange_fast.rtc`` and ``session/runner
 
 In a module under ``harness/``, a relative import of a module that stayed in ``rtc`` (a
 branch's edit to ``rtc/call.py`` that git's rename detection carried into ``harness/call.py``)
-becomes ``from ..rtc.x import``.  Idempotent.  ``JanusError``/``NetnsError`` now live in ``orange_fast.harness.errors``: an import
-that takes them from ``rtc.errors`` together with other rtc errors is reported, not rewritten.
+becomes ``from ..rtc.x import``.  Idempotent.  ``JanusError``/``NetnsError`` now live in
+``orange_fast.harness.errors``: an import that takes them from ``rtc.errors`` together with
+other rtc errors is reported, not rewritten.
 """
 
 from __future__ import annotations
