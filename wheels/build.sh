@@ -13,8 +13,10 @@ rm -rf wheels/wheelhouse
 export ORANGE_FAST_REQUIRE_STATIC_OPENSSL=1
 "$PY" -m build --wheel --outdir wheels/wheelhouse . >wheels/build.log 2>&1 || { tail -n 40 wheels/build.log; exit 1; }
 mkdir -p wheels/dist
-rm -f wheels/dist/orange_fast-*.whl
+# one wheel per CPython (wheels/matrix.sh builds 3.10-3.13): replace only this interpreter's
+tag=$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+rm -f wheels/dist/orange_fast-*-"$tag"-*.whl
 "$PY" -m auditwheel repair --only-plat -w wheels/dist wheels/wheelhouse/orange_fast-*.whl >>wheels/build.log 2>&1 \
   || "$PY" -m auditwheel repair -w wheels/dist wheels/wheelhouse/orange_fast-*.whl >>wheels/build.log 2>&1 \
   || { tail -n 40 wheels/build.log; exit 1; }
-"$PY" wheels/check_wheel.py wheels/dist/orange_fast-*.whl
+"$PY" wheels/check_wheel.py wheels/dist/orange_fast-*-"$tag"-*.whl

@@ -49,7 +49,9 @@ garbage = st.one_of(
 
 
 @pytest_asyncio.fixture
-async def live(make_server: ServerFactory, make_client: ClientFactory) -> AsyncIterator[tuple[DeliveryServer, DeliveryClient]]:
+async def live(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> AsyncIterator[tuple[DeliveryServer, DeliveryClient]]:
     server = await make_server(heartbeat_interval=1.0, eviction_timeout=30.0)
     healthy = await make_client(server, "healthy")
     yield server, healthy

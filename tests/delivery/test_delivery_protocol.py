@@ -175,7 +175,10 @@ def test_bit_flips_are_canonical_or_rejected(frame: P.Frame, data: st.DataObject
     assert parsed != frame
 
 
-@given(st.integers(0, 255).filter(lambda t: t not in {1, 2, 3, 0x10, 0x11, 0x81, 0x82, 0x83, 0x84}), st.binary(max_size=40))
+@given(
+    st.integers(0, 255).filter(lambda t: t not in {1, 2, 3, 0x10, 0x11, 0x81, 0x82, 0x83, 0x84}),
+    st.binary(max_size=40),
+)
 def test_unknown_frame_types_are_rejected(ftype: int, rest: bytes) -> None:
     with pytest.raises(MalformedFrameError, match="unknown frame type"):
         P.decode(bytes([ftype]) + rest)

@@ -89,7 +89,9 @@ async def closed(ws: ClientConnection) -> int | None:
 
 
 @pytest.mark.asyncio
-async def test_first_join_is_creator_and_everyone_sees_joins(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_first_join_is_creator_and_everyone_sees_joins(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server()
     alice = await make_client(server, "alice", join_payload=b"kp-alice")
     assert alice.ready is not None and alice.ready.join_seq == 1 and alice.ready.head_seq == 1
@@ -135,7 +137,9 @@ async def test_simultaneous_joins_to_empty_room_have_exactly_one_creator(
 
 
 @pytest.mark.asyncio
-async def test_total_order_across_many_concurrent_clients(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_total_order_across_many_concurrent_clients(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server()
     n_clients, n_msgs = 8, 15
     clients = [await make_client(server, f"m{i}") for i in range(n_clients)]
@@ -162,7 +166,9 @@ async def test_total_order_across_many_concurrent_clients(make_server: ServerFac
 
 
 @pytest.mark.asyncio
-async def test_reconnect_resumes_without_gap_or_duplicate(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_reconnect_resumes_without_gap_or_duplicate(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server()
     alice = await make_client(server, "alice")
     bob = await make_client(server, "bob")
@@ -234,7 +240,9 @@ async def test_resume_beyond_head_is_refused(make_server: ServerFactory, make_cl
 
 
 @pytest.mark.asyncio
-async def test_log_survives_server_restart(make_server: ServerFactory, make_client: ClientFactory, tmp_path: Path) -> None:
+async def test_log_survives_server_restart(
+    make_server: ServerFactory, make_client: ClientFactory, tmp_path: Path
+) -> None:
     db = tmp_path / "restart.db"
     first = await make_server(db=db)
     port = first.port
@@ -262,7 +270,9 @@ async def test_log_survives_server_restart(make_server: ServerFactory, make_clie
 
 
 @pytest.mark.asyncio
-async def test_stale_presence_is_evicted_after_restart(make_server: ServerFactory, make_client: ClientFactory, tmp_path: Path) -> None:
+async def test_stale_presence_is_evicted_after_restart(
+    make_server: ServerFactory, make_client: ClientFactory, tmp_path: Path
+) -> None:
     db = tmp_path / "stale.db"
     first = await make_server(db=db)
     ghost = await make_client(first, "ghost")
@@ -344,7 +354,9 @@ async def test_disconnected_client_evicted_after_timeout_then_rejoins(
 
 
 @pytest.mark.asyncio
-async def test_same_client_id_supersedes_older_connection(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_same_client_id_supersedes_older_connection(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server()
     first = await make_client(server, "dup", reconnect=False)
     second = await make_client(server, "dup")
@@ -389,7 +401,9 @@ async def test_configured_tokens_and_no_room_creation(make_server: ServerFactory
 
 
 @pytest.mark.asyncio
-async def test_oversize_messages_rejected_and_connection_survives(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_oversize_messages_rejected_and_connection_survives(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server(max_message_size=1000)
     alice = await make_client(server, "alice")
     with pytest.raises(MessageTooLargeError) as exc:
@@ -531,7 +545,9 @@ async def test_async_iteration_and_callback_see_the_same_order(
 
 
 @pytest.mark.asyncio
-async def test_client_gives_up_cleanly_when_server_is_gone(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_client_gives_up_cleanly_when_server_is_gone(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server()
     alice = await make_client(server, "alice", reconnect=False)
     await server.stop()

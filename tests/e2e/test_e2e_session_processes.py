@@ -37,7 +37,7 @@ def _env() -> dict[str, str]:
 
 
 class Runner:
-    """One ``orange_fast.session.runner`` process."""
+    """One ``orange_fast.harness.session_runner`` process."""
 
     def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
         self.name = name
@@ -49,7 +49,7 @@ class Runner:
     @classmethod
     async def start(cls, url: str, name: str) -> "Runner":
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "orange_fast.session.runner", "--url", url, "--room", ROOM, "--id", name,
+            sys.executable, "-m", "orange_fast.harness.session_runner", "--url", url, "--room", ROOM, "--id", name,
             "--tick", "0.1", "--grace", "0.5",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=_env(),
         )

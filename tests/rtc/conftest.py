@@ -16,7 +16,7 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def janus_server():
     """One Janus VideoRoom SFU in its own network namespace for the whole session."""
-    from orange_fast.rtc.janus import JanusServer, janus_available
+    from orange_fast.harness.janus import JanusServer, janus_available
 
     reason = janus_available()
     if reason is not None:

@@ -10,8 +10,8 @@ from typing import Any, Awaitable, Callable
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
 from orange_fast.rtc import enable_e2ee
-from orange_fast.rtc.aio import run_bounded
-from orange_fast.rtc.media import FrameSink, NumberedVideoTrack, ToneAudioTrack
+from orange_fast.harness.aio import run_bounded
+from orange_fast.harness.media import FrameSink, NumberedVideoTrack, ToneAudioTrack
 
 TONE_HZ = 660.0
 

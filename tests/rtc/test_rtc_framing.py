@@ -71,7 +71,7 @@ def test_h264_real_x264_access_unit() -> None:
 
     import av
 
-    from orange_fast.rtc.media import draw_frame_index
+    from orange_fast.harness.media import draw_frame_index
 
     codec = av.CodecContext.create("libx264", "w")
     codec.width, codec.height, codec.pix_fmt = 320, 240, "yuv420p"

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
 
-from orange_fast.rtc.aio import run_bounded  # noqa: E402
-from orange_fast.rtc.call import sfu_call, tone_for  # noqa: E402
+from orange_fast.harness.aio import run_bounded  # noqa: E402
+from orange_fast.harness.call import sfu_call, tone_for  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(240)]
 

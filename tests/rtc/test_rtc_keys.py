@@ -178,7 +178,7 @@ def test_netns_is_created_entered_and_swept() -> None:
     import socket
     import subprocess
 
-    from orange_fast.rtc.netns import Netns, netns_available, sweep_stale
+    from orange_fast.harness.netns import Netns, netns_available, sweep_stale
 
     reason = netns_available()
     if reason is not None:

@@ -187,7 +187,7 @@ class _PreEncodedVp8Track:
         import av
         from aiortc.mediastreams import MediaStreamTrack
 
-        from orange_fast.rtc.media import NumberedVideoTrack
+        from orange_fast.harness.media import NumberedVideoTrack
 
         class Track(MediaStreamTrack):
             kind = "video"

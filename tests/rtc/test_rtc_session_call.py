@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
 
-from orange_fast.rtc.janus import janus_available  # noqa: E402
+from orange_fast.harness.janus import janus_available  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(300)]
 

@@ -7,12 +7,7 @@ small in-memory ordered log with compare-and-append.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "formal"))
 
 from explore import AbstractOps  # noqa: E402
 

@@ -10,11 +10,8 @@ about 4 minutes on 2 cores.  The larger runs are marked ``slow`` AND only run wi
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "formal"))
 
 from explore import Budget, Result, explore, explore_many, random_walks  # noqa: E402
 

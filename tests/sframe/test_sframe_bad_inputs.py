@@ -119,7 +119,9 @@ def test_bit_flip_at_each_byte_larger_frame(suite, size, data) -> None:
     pt = bytes(i * 7 & 0xFF for i in range(size))
     ct = sender(suite, 0x123, 0x4567).encrypt(0x123, pt, META)
     core, oracle = receivers(suite)
-    positions = range(len(ct)) if len(ct) <= 600 else sorted(set(range(0, len(ct), max(1, len(ct) // 300))) | {len(ct) - 1})
+    positions = (
+        range(len(ct)) if len(ct) <= 600 else sorted(set(range(0, len(ct), max(1, len(ct) // 300))) | {len(ct) - 1})
+    )
     for pos in positions:
         bad = bytearray(ct)
         bad[pos] ^= 1 << data.draw(st.integers(0, 7), label="bit")
@@ -297,7 +299,9 @@ NON_CONTIGUOUS = np.arange(40, dtype=np.uint8)[::2]
 BAD_BUFFERS = ["text", 5, None, [1, 2, 3], NON_CONTIGUOUS, 1.5, object()]
 
 
-@pytest.mark.parametrize("bad", BAD_BUFFERS, ids=lambda b: type(b).__name__ + ("-strided" if isinstance(b, np.ndarray) else ""))
+@pytest.mark.parametrize(
+    "bad", BAD_BUFFERS, ids=lambda b: type(b).__name__ + ("-strided" if isinstance(b, np.ndarray) else "")
+)
 def test_wrong_buffer_types(bad) -> None:
     enc = sframe.Context(4)
     enc.add_send_key(1, BASE)

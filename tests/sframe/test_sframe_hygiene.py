@@ -106,6 +106,7 @@ def test_reference_repr_has_no_key_material() -> None:
     ctx.add_send_key(KID, BASE)
     ctx.add_receive_key(KID + 1, BASE)
     texts = repr(ctx) + repr(list(ctx._keys.values()))
-    for s in key_material_hex(sframe.CipherSuite(1), KID, BASE) + key_material_hex(sframe.CipherSuite(1), KID + 1, BASE):
+    suite = sframe.CipherSuite(1)
+    for s in key_material_hex(suite, KID, BASE) + key_material_hex(suite, KID + 1, BASE):
         assert s not in texts
     assert str(BASE) not in texts

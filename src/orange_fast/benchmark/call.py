@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sframe import BatchDecryptError, CipherSuite, Context, SFrameError
+from ..sframe import BatchDecryptError, CipherSuite, SFrameError
 from ..sframe._limit import LimitKey
 from .mlskeys import MLSCall, build_group, member_keys, participant_context
 from .naive import NaiveSFrame

@@ -20,8 +20,6 @@ from .compat import SUPPORTED_AIORTC, check_aiortc
 from .errors import (
     AlreadyProtectedError,
     FramingError,
-    JanusError,
-    NetnsError,
     RtcError,
     UnsupportedAiortcError,
     UnsupportedCodecError,
@@ -49,8 +47,6 @@ __all__ = [
     "UnsupportedCodecError",
     "FramingError",
     "AlreadyProtectedError",
-    "JanusError",
-    "NetnsError",
 ]
 
 _LAZY = {

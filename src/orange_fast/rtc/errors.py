@@ -8,8 +8,6 @@ __all__ = [
     "UnsupportedCodecError",
     "FramingError",
     "AlreadyProtectedError",
-    "JanusError",
-    "NetnsError",
 ]
 
 
@@ -31,11 +29,3 @@ class FramingError(RtcError, ValueError):
 
 class AlreadyProtectedError(RtcError):
     """The sender or receiver already has E2EE hooks installed."""
-
-
-class JanusError(RtcError):
-    """The Janus harness could not start, or Janus answered a request with an error."""
-
-
-class NetnsError(RtcError):
-    """A network namespace could not be created, entered or removed."""

@@ -43,7 +43,8 @@ class Context:
 
     suite: CipherSuite
     replay_window: int
-    def __init__(self, suite: CipherSuite | int, *, replay_window: int = 128) -> None: ...
+    def __init__(self, suite: CipherSuite | int, *, replay_window: int = 128) -> None:
+        """Set up is done when the object is created; a second ``__init__`` raises ``TypeError``."""
     def add_send_key(self, kid: int, base_key: Buffer, *, start_counter: int | None = None) -> None:
         """Install the encryption key for ``kid``.
 
@@ -104,7 +105,7 @@ class Context:
         offsets: npt.NDArray[np.int64],
         metadata: Buffer = b"",
         *,
-        out: Buffer | None = None,
+        out: Buffer | npt.NDArray[np.uint8] | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         """Encrypt frames packed in one array: frame i is ``data[offsets[i]:offsets[i+1]]``.
 
@@ -117,7 +118,7 @@ class Context:
         offsets: npt.NDArray[np.int64],
         metadata: Buffer = b"",
         *,
-        out: Buffer | None = None,
+        out: Buffer | npt.NDArray[np.uint8] | None = None,
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int8]]:
         """Decrypt packed frames; returns ``(out, out_offsets, status)``.
 

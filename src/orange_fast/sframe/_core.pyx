@@ -360,8 +360,12 @@ cdef class Context:
     cdef PyObject *_rcache_key[64]   # borrowed from _keys; cleared on every key change
     cdef PyObject *_last_send        # borrowed from _keys; cleared on every key change
     cdef uint64_t _last_send_kid
+    cdef bint _initialized          # __init__ ran: a second run is refused
 
-    def __init__(self, suite, *, replay_window=128):
+    # All set-up happens in __cinit__, which Python runs exactly once per object:
+    # re-running __init__ must not swap the key dicts under the borrowed pointers
+    # above (use after free) nor forget the retired counters (nonce reuse).
+    def __cinit__(self, suite, *, replay_window=128):
         if isinstance(suite, bool) or not hasattr(type(suite), "__index__"):
             raise TypeError(f"suite must be a CipherSuite or int, not {type(suite).__name__}")
         try:
@@ -382,6 +386,11 @@ cdef class Context:
             self.cipher = _AES128_CTR if self.s.nka == 16 else _AES256_CTR
         self._keys = {}
         self._retired = {}
+
+    def __init__(self, suite, *, replay_window=128):
+        if self._initialized:
+            raise TypeError("Context.__init__ may run only once; create a new Context instead")
+        self._initialized = True
 
     def __repr__(self):
         nsend = sum(1 for k in self._keys.values() if (<_Key>k).send)

@@ -3,7 +3,7 @@
 :func:`run_call` starts Janus (Debian's package, in a network namespace the harness
 creates; needs root), runs the call with synthetic video and audio, and returns a
 summary; :func:`format_summary` renders it for humans.  The CLI wiring lives in
-``orange_fast.cli``.
+:mod:`orange_fast.harness.command` (``orange-fast call``), which imports this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .aio import run_bounded
 from .call import sfu_call, tone_for
 from .errors import JanusError
 from .janus import JanusServer, janus_available
-from .keys import FrameKeys
+from ..rtc.keys import FrameKeys
 
 __all__ = ["run_call", "summarize", "format_summary"]
 
@@ -123,18 +123,3 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"sample {view['sample']}..."
         )
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m orange_fast.rtc.demo [-n N] [--seconds S] [--codec vp8|h264] [--json]``."""
-    import argparse
-
-    from . import command
-
-    parser = argparse.ArgumentParser(prog="python -m orange_fast.rtc.demo", description=__doc__.splitlines()[0])
-    command.add_arguments(parser)
-    return command.run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

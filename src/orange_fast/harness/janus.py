@@ -1,8 +1,8 @@
 """A Janus VideoRoom SFU harness for tests and the demo.
 
 :class:`JanusServer` starts Debian's ``janus`` (``apt-get install janus``) with the
-minimal configuration shipped in ``orange_fast/rtc/janus_conf`` inside a network
-namespace it creates (:class:`~orange_fast.rtc.netns.Netns`), and always cleans up
+minimal configuration shipped in ``orange_fast/harness/janus_conf`` inside a network
+namespace it creates (:class:`~orange_fast.harness.netns.Netns`), and always cleans up
 (context manager, finalizer, ``atexit``).  :class:`JanusClient` speaks the plain-HTTP
 Janus API with long polling; :class:`VideoRoomPeer` publishes or subscribes an aiortc
 peer connection.  Clients and peers must run inside the namespace (``Netns.run``).
@@ -116,7 +116,7 @@ class JanusServer:
             HTTP_PORT=str(self.http_port),
             ADDRESS=self.netns.address,
         )
-        conf = resources.files("orange_fast.rtc").joinpath("janus_conf")
+        conf = resources.files("orange_fast.harness").joinpath("janus_conf")
         for entry in conf.iterdir():
             if not entry.name.endswith(".jcfg"):
                 continue

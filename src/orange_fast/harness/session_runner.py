@@ -2,7 +2,8 @@
 
 Usage::
 
-    ORANGE_FAST_ROOM_TOKEN=... python -m orange_fast.session.runner --url ws://127.0.0.1:8765 --room r --id alice
+    ORANGE_FAST_ROOM_TOKEN=... python -m orange_fast.harness.session_runner --url ws://127.0.0.1:8765 --room r \\
+        --id alice
 
 It joins the room and prints one JSON object per line on stdout:
 
@@ -31,7 +32,7 @@ import sys
 from typing import Any
 
 from ..sframe import SFrameError
-from .client import SessionClient, SessionConfig, SessionEvent
+from ..session.client import SessionClient, SessionConfig, SessionEvent
 
 __all__ = ["main"]
 
@@ -108,11 +109,15 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orange_fast.session.runner", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m orange_fast.harness.session_runner", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--room", required=True)
     parser.add_argument("--id", required=True, help="client id and MLS identity")
-    parser.add_argument("--token-env", default="ORANGE_FAST_ROOM_TOKEN", help="environment variable holding the room token")
+    parser.add_argument(
+        "--token-env", default="ORANGE_FAST_ROOM_TOKEN", help="environment variable holding the room token"
+    )
     parser.add_argument("--tick", type=float, default=0.2)
     parser.add_argument("--grace", type=float, default=1.0)
     parser.add_argument("--update-interval", type=int, default=0)

@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
-from . import compat
+from ..rtc import compat
 from .janus import JanusClient
-from .keys import FrameKeys, NoFrameKeys, StaticFrameKeys
+from ..rtc.keys import FrameKeys, NoFrameKeys, StaticFrameKeys
 from .media import FrameSink, NumberedVideoTrack, ToneAudioTrack
-from .peer import PeerProtection, enable_e2ee
+from ..rtc.peer import PeerProtection, enable_e2ee
 from .room import create_room, publish, subscribe
 
 __all__ = ["sfu_call", "tone_for"]
@@ -241,7 +241,7 @@ async def sfu_call(
                 for m in members[:-1]:
                     if m.index in present:
                         await start_subscription(m, [joiner.feed])
-                for name, o in observers.items():
+                for o in observers.values():
                     await start_subscription(o, [joiner.feed])
                 report["join"] = {"index": joiner_index, "epoch": epoch, "at": round(time.monotonic() - start, 3)}
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - start)))
