@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("orange_fast.delivery.command", "run the delivery service until SIGINT/SIGTERM"),
     "bench": ("orange_fast.benchmark.command", "end-to-end call benchmark per participant count (`bench frames`: per frame)"),
     "call": ("orange_fast.rtc.command", "E2EE call demo: aiortc participants through a Janus SFU"),
+    "record": ("orange_fast.recorder.command", "record an E2EE call as a member: one file per remote"),
 }
 """Subcommand name -> (module implementing it, one-line help)."""
 
