@@ -211,9 +211,14 @@ class Recorder:
         stop: threading.Event | None = None,
         poll_interval: float = 0.3,
         room_timeout: float = 30.0,
+        max_feeds: int = 32,
     ) -> None:
         """Record every publisher of VideoRoom ``sfu_room`` until ``stop`` is set or
         ``duration`` seconds have passed (run it on a loop that can reach Janus).
+
+        At most ``max_feeds`` feeds are recorded at once (the SFU, which is not trusted,
+        decides how many publishers it lists); a feed whose subscription fails three times
+        is given up.
 
         Raises:
             RecordingError: :meth:`join` was not called, or the SFU room did not appear
@@ -249,7 +254,7 @@ class Recorder:
                     continue
                 published = {int(p["id"]) for p in data.get("participants", []) if p.get("publisher")}
                 for feed in sorted(published - set(active)):
-                    if failures.get(feed, 0) < 3:
+                    if failures.get(feed, 0) < 3 and len(active) < max_feeds:
                         try:
                             active[feed] = await self._subscribe(janus, sfu_room, feed)
                         except (JanusError, asyncio.TimeoutError) as exc:
