@@ -1,4 +1,4 @@
-"""Fixtures of the recorder tests: one Janus SFU in a network namespace for the module."""
+"""Fixtures of the recorder tests: one Janus SFU in a network namespace for the package."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def sfu() -> Iterator[Any]:
     """A Janus VideoRoom SFU in its own network namespace (skips where it cannot run)."""
     pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")

@@ -109,7 +109,10 @@ def test_recording_holds_each_participants_pictures_and_tone(recorded: dict[str,
         valid = [x for x in indices if x is not None]
         assert len(valid) >= MIN_PICTURES, indices
         assert len(valid) >= 0.9 * len(indices)
-        assert valid == sorted(set(valid)) and max(valid) < sent[i]
+        assert valid == sorted(set(valid))
+        # numbers the participant drew (it keeps sending until its peer connection closes,
+        # a moment after the report counted its frames)
+        assert max(valid) < sent[i] + 30
         # the tone participant i plays, and nothing else
         assert abs(dominant_frequency(audio[48000 // 4:]) - tone_for(i)) < 5
         assert tone_fraction(audio[48000 // 4:], tone_for(i)) > 0.5

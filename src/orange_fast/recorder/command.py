@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _token(args: argparse.Namespace) -> bytes | None:
     if args.token_file:
         with open(args.token_file, "rb") as fh:
-            return fh.read().strip()
+            return fh.read().rstrip(b"\r\n")
     value = os.environ.get(TOKEN_ENV)
     return value.encode("utf-8") if value else None
 
