@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,12 +14,7 @@ def sfu() -> Iterator[Any]:
     pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
     from orange_fast.rtc.janus import JanusServer, janus_available
 
-    reason = janus_available()
-    if reason is not None:
+    if (reason := janus_available()) is not None:
         pytest.skip(f"Janus harness unavailable: {reason}")
-    server = JanusServer()
-    server.start()
-    try:
+    with JanusServer() as server:
         yield server
-    finally:
-        server.stop()

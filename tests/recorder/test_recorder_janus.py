@@ -20,14 +20,14 @@ import pytest
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
 
-import av  # noqa: E402
+import av
 
-from orange_fast.recorder import Recorder  # noqa: E402
-from orange_fast.recorder.demo import recording, wait_converged  # noqa: E402
-from orange_fast.rtc.aio import run_bounded  # noqa: E402
-from orange_fast.rtc.call import sfu_call, tone_for  # noqa: E402
-from orange_fast.rtc.media import dominant_frequency, read_frame_index, tone_fraction  # noqa: E402
-from orange_fast.rtc.session_room import SessionRoom  # noqa: E402
+from orange_fast.recorder import Recorder
+from orange_fast.recorder.demo import recording, wait_converged
+from orange_fast.rtc.aio import run_bounded
+from orange_fast.rtc.call import sfu_call, tone_for
+from orange_fast.rtc.media import dominant_frequency, read_frame_index, tone_fraction
+from orange_fast.rtc.session_room import SessionRoom
 
 pytestmark = [pytest.mark.timeout(400)]
 

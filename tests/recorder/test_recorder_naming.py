@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from orange_fast.recorder.naming import MAX_STEM, safe_stem, sender_leaf, unique_path
 from orange_fast.session.keys import KidLayout
-
-import pytest
 
 
 @given(st.text(max_size=300))

@@ -12,7 +12,8 @@ import contextlib
 import secrets
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .member import Recorder, RecordingError
 
@@ -37,7 +38,7 @@ def recording(server: Any, recorder: Recorder, sfu_room: int, *, limit: float = 
                 lambda: run_bounded(recorder.record(server.url, sfu_room, stop=stop), timeout=limit),
                 timeout=limit + 30,
             )
-        except BaseException as exc:  # reported to the caller below
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
             failure.append(exc)
 
     thread = threading.Thread(target=media, name="recorder-media", daemon=True)

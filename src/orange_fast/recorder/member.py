@@ -22,14 +22,16 @@ the call compares.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .naming import safe_stem, sender_leaf, unique_path
 
@@ -130,9 +132,12 @@ class Recorder:
         self._thread = threading.Thread(target=self._loop.run_forever, name="recorder-session", daemon=True)
         self._joined = time.monotonic()
         self._thread.start()
+        from ..delivery.errors import DeliveryError
+
         try:
             self._run(self._join(timeout), timeout + 10)
-        except Exception as exc:
+        except (DeliveryError, OSError, ValueError, TimeoutError, asyncio.TimeoutError,
+                concurrent.futures.TimeoutError) as exc:
             self._stop_loop()
             raise RecordingError(f"could not join room {self.room!r}: {type(exc).__name__}: {exc}") from None
 
@@ -190,7 +195,7 @@ class Recorder:
             self._left = True
             try:
                 self._run(self.client.leave(timeout=min(timeout, 5.0)), timeout)
-            except Exception as exc:  # best effort: the process is ending the recording anyway
+            except Exception as exc:  # noqa: BLE001 - best effort: the recording is over anyway
                 logger.warning("leaving the room failed: %s", type(exc).__name__)
         self._stop_loop()
 
@@ -302,7 +307,7 @@ class Recorder:
                 leaf = sender_leaf(int(kid), self._layout.epoch_bits, self._layout.sender_bits)
                 f.senders.add(names.get(leaf, f"leaf-{leaf}"))
         if f.identity is None and f.senders:
-            f.identity = sorted(f.senders)[0]
+            f.identity = min(f.senders)
 
     def _open_file(self, f: _Feed, **kwargs: Any) -> Any:
         from .writer import SUFFIX, MediaFile
@@ -371,8 +376,8 @@ class Recorder:
 def format_summary(summary: dict[str, Any]) -> str:
     """A human-readable rendering of :meth:`Recorder.summary`."""
     lines = [
-        f"recorded room {summary['room']} as {summary['identity']} for {summary['seconds']:.1f} s "
-        f"(MLS epoch {summary['epoch']})",
+        (f"recorded room {summary['room']} as {summary['identity']} for {summary['seconds']:.1f} s "
+         f"(MLS epoch {summary['epoch']})"),
         f"safety number {summary['safety_number']}",
         f"roster: {', '.join(summary['roster'])}",
     ]

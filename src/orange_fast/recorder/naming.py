@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["safe_stem", "unique_path", "sender_leaf", "MAX_STEM"]
+__all__ = ["MAX_STEM", "safe_stem", "sender_leaf", "unique_path"]
 
 MAX_STEM = 80
 _BAD = re.compile(r"[^A-Za-z0-9_.-]")

@@ -15,7 +15,8 @@ import fractions
 import logging
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import av
 
