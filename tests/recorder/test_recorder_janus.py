@@ -1,5 +1,6 @@
-"""The recorder as a third member of a real call: two aiortc participants through Janus (an SFU
-without keys, in a network namespace), session keys from a real delivery service and MLS.
+"""The recorder as a member of a real call: two aiortc participants through Janus (an SFU
+without keys, in a network namespace) and a third one that publishes late and leaves early,
+session keys from a real delivery service and MLS.
 
 The files are read back with PyAV: the pictures show the numbers their sender drew and the
 audio carries its sender's tone, so they were decrypted from the ciphertext the SFU
@@ -10,6 +11,7 @@ group moves to a new epoch without it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from typing import Any
@@ -26,13 +28,62 @@ from orange_fast.recorder import Recorder
 from orange_fast.recorder.demo import recording, wait_converged
 from orange_fast.rtc.aio import run_bounded
 from orange_fast.rtc.call import sfu_call, tone_for
-from orange_fast.rtc.media import dominant_frequency, read_frame_index, tone_fraction
+from orange_fast.rtc.errors import JanusError
+from orange_fast.rtc.janus import JanusClient
+from orange_fast.rtc.media import (
+    NumberedVideoTrack,
+    ToneAudioTrack,
+    dominant_frequency,
+    read_frame_index,
+    tone_fraction,
+)
+from orange_fast.rtc.peer import enable_e2ee
+from orange_fast.rtc.room import publish
 from orange_fast.rtc.session_room import SessionRoom
 
 pytestmark = [pytest.mark.timeout(400)]
 
-N = 2
+N = 3  # participants 0 and 1 call for the whole time, 2 publishes from LATE[0] to LATE[1]
+LATE = (1.5, 4.0)
 MIN_PICTURES = 8
+
+
+async def _late_publisher(url: str, sfu_room: int, keys: Any) -> dict[str, Any]:
+    """Participant 2: publishes (no subscriptions) from LATE[0] to LATE[1] seconds."""
+    from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+
+    await asyncio.sleep(LATE[0])
+    client = JanusClient(url)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        await client.connect()
+        enable_e2ee(pc, keys)
+        video, audio = NumberedVideoTrack(15), ToneAudioTrack(tone_for(2))
+        pc.addTransceiver(video, direction="sendonly")
+        pc.addTransceiver(audio, direction="sendonly")
+        for attempt in range(20):  # the call creates the SFU room: it may not exist yet
+            try:
+                await publish(client, sfu_room, pc, "p2")
+                break
+            except JanusError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(LATE[1] - LATE[0])
+        return {"video_sent": video.sent}
+    finally:
+        await asyncio.wait({asyncio.ensure_future(pc.close())}, timeout=10)
+        await client.close()
+
+
+async def _call(url: str, sfu_room: int, clients: list[Any]) -> dict[str, Any]:
+    report, late = await asyncio.gather(
+        sfu_call(url, n=2, seconds=5.0, keys=clients[:2], room=sfu_room, keyless_observer=False,
+                 plain_observer=False),
+        _late_publisher(url, sfu_room, clients[2]),
+    )
+    report["participants"].append({"index": 2, "frames_sent": {"video": late["video_sent"]}})
+    return report
 
 
 def _recorded_call(server: Any, out: str) -> dict[str, Any]:
@@ -46,12 +97,7 @@ def _recorded_call(server: Any, out: str) -> dict[str, Any]:
             sfu_room = 100000 + secrets.randbelow(800000)
             with recording(server, member, sfu_room), recording(server, outsider, sfu_room):
                 report = server.netns.run(
-                    lambda: run_bounded(
-                        sfu_call(server.url, n=N, seconds=5.0, keys=list(room.clients), room=sfu_room,
-                                 keyless_observer=False, plain_observer=False),
-                        timeout=150,
-                    ),
-                    timeout=200,
+                    lambda: run_bounded(_call(server.url, sfu_room, list(room.clients)), timeout=150), timeout=200
                 )
             result = {
                 "report": report,
@@ -116,6 +162,14 @@ def test_recording_holds_each_participants_pictures_and_tone(recorded: dict[str,
         # the tone participant i plays, and nothing else
         assert abs(dominant_frequency(audio[48000 // 4:]) - tone_for(i)) < 5
         assert tone_fraction(audio[48000 // 4:], tone_for(i)) > 0.5
+
+
+def test_recorder_follows_publishers_joining_and_leaving(recorded: dict[str, Any]) -> None:
+    remotes = {r["identity"]: r for r in recorded["member"]["remotes"]}
+    late, stayed = remotes["participant-2"], [remotes["participant-0"], remotes["participant-1"]]
+    # subscribed after the others (it published later), closed before them (it left first)
+    assert all(late["joined_at"] > r["joined_at"] for r in stayed)
+    assert all(r["left_at"] is not None and late["left_at"] < r["left_at"] for r in stayed)
 
 
 def test_recorder_summary_attributes_streams_by_kid(recorded: dict[str, Any]) -> None:

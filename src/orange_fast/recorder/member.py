@@ -102,6 +102,7 @@ class Recorder:
         self._leaf_names: dict[int, str] = {}
         self._events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._files_lock = threading.Lock()
         self._left = False
         self._joined = 0.0
         self.safety_number: str | None = None
@@ -302,19 +303,22 @@ class Recorder:
         self._snapshot()
         with self._lock:
             names = dict(self._leaf_names)
-        for stats in f.protection.stats()["recv"]:
-            for kid in stats["decrypted_by_kid"]:
-                leaf = sender_leaf(int(kid), self._layout.epoch_bits, self._layout.sender_bits)
+        kids = {int(kid) for stats in f.protection.stats()["recv"] for kid in stats["decrypted_by_kid"]}
+        with self._files_lock:  # the event loop and the feed's writer thread both attribute
+            for kid in kids:
+                leaf = sender_leaf(kid, self._layout.epoch_bits, self._layout.sender_bits)
                 f.senders.add(names.get(leaf, f"leaf-{leaf}"))
-        if f.identity is None and f.senders:
-            f.identity = min(f.senders)
+            if f.identity is None and f.senders:
+                f.identity = min(f.senders)
 
     def _open_file(self, f: _Feed, **kwargs: Any) -> Any:
+        """Create ``f``'s file (in its writer thread) once a frame of it decoded, i.e. decrypted:
+        the frame's KID names the sender."""
         from .writer import SUFFIX, MediaFile
 
-        # a frame decoded, so it decrypted: its KID names the sender
         self._attribute(f)
-        f.path = unique_path(self.out_dir, safe_stem(f.identity or "unattributed"), SUFFIX, self._taken)
+        with self._files_lock:
+            f.path = unique_path(self.out_dir, safe_stem(f.identity or "unattributed"), SUFFIX, self._taken)
         return MediaFile(f.path, **kwargs)
 
     async def _close_feed(self, janus: Any, f: _Feed) -> None:
@@ -334,6 +338,8 @@ class Recorder:
         remotes = []
         for f in self._feeds:
             rec = f.recording
+            with self._files_lock:
+                senders = sorted(f.senders)
             per_kind: dict[str, Any] = {}
             for stats in f.protection.stats()["recv"]:
                 kind = stats["kind"]
@@ -349,7 +355,7 @@ class Recorder:
             remotes.append(
                 {
                     "identity": f.identity,
-                    "senders_by_kid": sorted(f.senders),
+                    "senders_by_kid": senders,
                     "file": f.path,
                     "bytes": rec.bytes,
                     "sfu_feed": f.feed,

@@ -11,6 +11,7 @@ never decrypt produces no file at all.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fractions
 import logging
 import os
@@ -53,16 +54,16 @@ class MediaFile:
         self._container: Any = av.open(path, "w", format="matroska")
         try:
             if video_size is not None:
-                s = self._container.add_stream("libx264", rate=VIDEO_CLOCK)
-                s.width, s.height = video_size
-                s.pix_fmt = "yuv420p"
-                s.codec_context.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-                s.options = {"preset": "veryfast", "crf": str(crf)}
-                self._streams["video"] = s
+                video = self._container.add_stream("libx264", rate=VIDEO_CLOCK)
+                video.width, video.height = video_size
+                video.pix_fmt = "yuv420p"
+                video.codec_context.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+                video.options = {"preset": "veryfast", "crf": str(crf)}
+                self._streams["video"] = video
             if audio_layout is not None:
-                s = self._container.add_stream("libopus", rate=AUDIO_RATE)
-                s.layout = audio_layout
-                self._streams["audio"] = s
+                audio = self._container.add_stream("libopus", rate=AUDIO_RATE)
+                audio.layout = audio_layout
+                self._streams["audio"] = audio
         except BaseException:
             self._container.close()
             raise
@@ -137,16 +138,20 @@ class RemoteRecording:
         self.bytes = 0
         self._open_file = open_file
         self._pending: list[tuple[str, Any, float]] = []
+        # encoding runs off the event loop (aiortc's RTP and RTCP run there), one frame at a
+        # time in arrival order: one worker thread per recording owns the file
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="recorder-writer")
         self._tasks = [asyncio.ensure_future(self._consume(t)) for t in self.tracks]
 
     async def _consume(self, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
 
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 frame = await track.recv()
                 self.decoded[track.kind] += 1
-                self._take(track.kind, frame, time.monotonic())
+                await loop.run_in_executor(self._writer, self._take, track.kind, frame, time.monotonic())
         except (MediaStreamError, asyncio.CancelledError):
             pass
 
@@ -183,6 +188,10 @@ class RemoteRecording:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=2)
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._finish)
+        self._writer.shutdown(wait=False)
+
+    def _finish(self) -> None:
         if self.file is None and self._pending:
             try:
                 self._open({k for k, _, _ in self._pending})
