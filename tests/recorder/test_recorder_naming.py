@@ -1,4 +1,4 @@
-"""File names and sender attribution of the recorder (pure functions, property-based)."""
+"""File names, sender attribution and the SFU's publisher lists (pure functions, property-based)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orange_fast.recorder.member import listed_publishers
 from orange_fast.recorder.naming import MAX_STEM, safe_stem, sender_leaf, unique_path
 from orange_fast.session.keys import KidLayout
 
@@ -62,3 +63,40 @@ def test_sender_leaf_rejects_bad_input() -> None:
         sender_leaf(-1, 8, 16)
     with pytest.raises(ValueError):
         sender_leaf(5, 8, 0)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["id", "publisher", "x"]), inner),
+    max_leaves=12,
+)
+_participant = st.fixed_dictionaries({"id": st.integers(0, 1 << 53) | _json, "publisher": st.booleans() | _json})
+
+
+@given(st.lists(_participant | _json, max_size=8))
+def test_listed_publishers_takes_only_well_formed_publishers(participants: list) -> None:
+    feeds = listed_publishers({"videoroom": "participants", "participants": participants})
+    expected = {
+        p["id"] for p in participants
+        if isinstance(p, dict) and p.get("publisher") is True and type(p.get("id")) is int
+    }
+    assert feeds == expected
+
+
+@given(_json)
+def test_listed_publishers_rejects_any_malformed_answer_with_type_error(data: object) -> None:
+    try:
+        feeds = listed_publishers(data)
+    except TypeError:
+        return
+    assert isinstance(feeds, set) and all(type(f) is int for f in feeds)
+
+
+def test_listed_publishers_examples() -> None:
+    answer = {"participants": [{"id": 7, "publisher": True}, {"id": 8, "publisher": False}, {"id": "9", "publisher": True}]}
+    assert listed_publishers(answer) == {7}
+    assert listed_publishers({}) == set()
+    with pytest.raises(TypeError):
+        listed_publishers({"participants": {"id": 7}})
+    with pytest.raises(TypeError):
+        listed_publishers([])

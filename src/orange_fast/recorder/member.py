@@ -35,13 +35,37 @@ from typing import Any
 
 from .naming import safe_stem, sender_leaf, unique_path
 
-__all__ = ["Recorder", "RecordingError"]
+__all__ = ["Recorder", "RecordingError", "format_summary", "listed_publishers"]
 
 logger = logging.getLogger(__name__)
 
 
 class RecordingError(Exception):
     """The recorder could not join the room or reach the SFU (the message says why)."""
+
+
+def listed_publishers(data: Any) -> set[int]:
+    """The feed ids a VideoRoom ``listparticipants`` answer lists as publishing.
+
+    The SFU is not trusted: entries that are not well-formed are skipped.
+
+    Raises:
+        TypeError: the answer is not an object with a list of participants.
+    """
+    participants = data.get("participants", []) if isinstance(data, dict) else None
+    if not isinstance(participants, list):
+        raise TypeError("malformed participant list")
+    return {
+        p["id"] for p in participants
+        if isinstance(p, dict) and p.get("publisher") is True and type(p.get("id")) is int
+    }
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    from ..rtc.errors import JanusError
+
+    # what a failed, timed-out or malformed (hostile) exchange with the SFU raises
+    return (JanusError, OSError, asyncio.TimeoutError, ValueError, KeyError, TypeError, AttributeError)
 
 
 @dataclass
@@ -230,7 +254,6 @@ class Recorder:
             RecordingError: :meth:`join` was not called, or the SFU room did not appear
                 within ``room_timeout`` seconds.
         """
-        from ..rtc.errors import JanusError
         from ..rtc.janus import JanusClient
 
         if self.client is None:
@@ -239,33 +262,39 @@ class Recorder:
             raise ValueError("duration must be > 0")
         os.makedirs(self.out_dir, exist_ok=True)
         stop = stop or threading.Event()
+        unavailable = _unavailable()
         janus = JanusClient(janus_url)
         self.started = start = time.monotonic()
         active: dict[int, _Feed] = {}
         failures: dict[int, int] = {}
         try:
-            await janus.connect()
-            lister = await janus.attach()
+            try:
+                await janus.connect()
+                lister = await janus.attach()
+            except _unavailable() as exc:
+                raise RecordingError(f"cannot reach the SFU at {janus_url}: {type(exc).__name__}") from None
             room_seen = False
+            errors = 0  # consecutive failed listings: the room is gone, or the SFU unreachable
             while not stop.is_set() and (duration is None or time.monotonic() - start < duration):
                 try:
-                    data, _ = await lister.message({"request": "listparticipants", "room": sfu_room})
-                    room_seen = True
-                except JanusError:
-                    if room_seen or time.monotonic() - start > room_timeout:
-                        if room_seen:
-                            break  # the room is gone: the call is over
+                    published = await self._publishers(lister, sfu_room)
+                except unavailable:
+                    errors += 1
+                    if not room_seen and time.monotonic() - start > room_timeout:
                         raise RecordingError(f"SFU room {sfu_room} did not appear") from None
+                    if room_seen and errors >= self.GIVE_UP_AFTER:
+                        logger.warning("SFU room %d gone or unreachable: the recording ends", sfu_room)
+                        break
                     await asyncio.sleep(poll_interval)
                     continue
-                published = {int(p["id"]) for p in data.get("participants", []) if p.get("publisher")}
+                room_seen, errors = True, 0
                 for feed in sorted(published - set(active)):
                     if failures.get(feed, 0) < 3 and len(active) < max_feeds:
                         try:
                             active[feed] = await self._subscribe(janus, sfu_room, feed)
-                        except (JanusError, asyncio.TimeoutError) as exc:
+                        except unavailable as exc:
                             failures[feed] = failures.get(feed, 0) + 1
-                            logger.info("subscribing to a feed failed: %s", exc)
+                            logger.info("subscribing to a feed failed: %s", type(exc).__name__)
                 for feed in sorted(set(active) - published):
                     await self._close_feed(janus, active.pop(feed))
                 for f in active.values():
@@ -277,6 +306,14 @@ class Recorder:
             await janus.close()
             self.elapsed = round(time.monotonic() - start, 3)
             self._snapshot()
+
+    GIVE_UP_AFTER = 10
+    """Consecutive failed listings of a room that existed after which the recording ends."""
+
+    @staticmethod
+    async def _publishers(lister: Any, sfu_room: int) -> set[int]:
+        data, _ = await lister.message({"request": "listparticipants", "room": sfu_room})
+        return listed_publishers(data)
 
     async def _subscribe(self, janus: Any, sfu_room: int, feed: int) -> _Feed:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
