@@ -160,9 +160,13 @@ class Recorder:
         from ..delivery.errors import DeliveryError
 
         try:
-            self._run(self._join(timeout), timeout + 10)
+            self._run(asyncio.wait_for(self._join(timeout), timeout), timeout + 5)
         except (DeliveryError, OSError, ValueError, TimeoutError, asyncio.TimeoutError,
                 concurrent.futures.TimeoutError) as exc:
+            self._left = True  # nothing to leave: stop the client without BYE
+            if self.client is not None:
+                with contextlib.suppress(Exception):
+                    self._run(self.client.crash(), 5)
             self._stop_loop()
             raise RecordingError(f"could not join room {self.room!r}: {type(exc).__name__}: {exc}") from None
 
@@ -213,7 +217,7 @@ class Recorder:
     def leave(self, timeout: float = 10.0) -> None:
         """Say BYE (the committer's removal commit then takes this member out) and stop the
         session thread; idempotent, never raises."""
-        if self._loop is None:
+        if self._thread is None or not self._thread.is_alive():
             return
         if self.client is not None and not self._left:
             self._snapshot()
