@@ -21,14 +21,14 @@ import pytest
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
 
-import av
+import av  # noqa: E402
 
-from orange_fast.cli import main
-from orange_fast.recorder.demo import wait_converged
-from orange_fast.rtc.aio import run_bounded
-from orange_fast.rtc.call import sfu_call, tone_for
-from orange_fast.rtc.media import dominant_frequency, read_frame_index
-from orange_fast.rtc.session_room import SessionRoom
+from orange_fast.cli import main  # noqa: E402
+from orange_fast.recorder.demo import wait_converged  # noqa: E402
+from orange_fast.rtc.aio import run_bounded  # noqa: E402
+from orange_fast.rtc.call import sfu_call, tone_for  # noqa: E402
+from orange_fast.rtc.media import dominant_frequency, read_frame_index  # noqa: E402
+from orange_fast.rtc.session_room import SessionRoom  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(300)]
 

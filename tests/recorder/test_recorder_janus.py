@@ -22,24 +22,24 @@ import pytest
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
 
-import av
+import av  # noqa: E402
 
-from orange_fast.recorder import Recorder
-from orange_fast.recorder.demo import recording, wait_converged
-from orange_fast.rtc.aio import run_bounded
-from orange_fast.rtc.call import sfu_call, tone_for
-from orange_fast.rtc.errors import JanusError
-from orange_fast.rtc.janus import JanusClient
-from orange_fast.rtc.media import (
+from orange_fast.recorder import Recorder  # noqa: E402
+from orange_fast.recorder.demo import recording, wait_converged  # noqa: E402
+from orange_fast.rtc.aio import run_bounded  # noqa: E402
+from orange_fast.rtc.call import sfu_call, tone_for  # noqa: E402
+from orange_fast.rtc.errors import JanusError  # noqa: E402
+from orange_fast.rtc.janus import JanusClient  # noqa: E402
+from orange_fast.rtc.media import (  # noqa: E402
     NumberedVideoTrack,
     ToneAudioTrack,
     dominant_frequency,
     read_frame_index,
     tone_fraction,
 )
-from orange_fast.rtc.peer import enable_e2ee
-from orange_fast.rtc.room import publish
-from orange_fast.rtc.session_room import SessionRoom
+from orange_fast.rtc.peer import enable_e2ee  # noqa: E402
+from orange_fast.rtc.room import publish  # noqa: E402
+from orange_fast.rtc.session_room import SessionRoom  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(400)]
 

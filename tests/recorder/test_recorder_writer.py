@@ -13,9 +13,9 @@ import pytest
 av = pytest.importorskip("av", reason="PyAV is not installed (aiortc brings it)")
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 
-from orange_fast.recorder.writer import MediaFile, RemoteRecording
-from orange_fast.rtc.aio import run_bounded
-from orange_fast.rtc.media import (
+from orange_fast.recorder.writer import MediaFile, RemoteRecording  # noqa: E402
+from orange_fast.rtc.aio import run_bounded  # noqa: E402
+from orange_fast.rtc.media import (  # noqa: E402
     NumberedVideoTrack,
     ToneAudioTrack,
     dominant_frequency,
