@@ -4,6 +4,7 @@ real tracks producing numbered pictures and a tone)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -76,14 +77,20 @@ def test_media_file_rejects_bad_input(tmp_path) -> None:
         f.write("audio", _tone(1, 440.0), 0.02)
 
 
-async def _record(tmp_path, tracks: list[Any], seconds: float) -> tuple[RemoteRecording, list[dict[str, Any]]]:
+async def _record(
+    tmp_path, tracks: list[Any], seconds: float, max_pending: int = RemoteRecording.MAX_PENDING
+) -> tuple[RemoteRecording, list[dict[str, Any]]]:
     opened: list[dict[str, Any]] = []
 
     def open_file(**kwargs: Any) -> MediaFile:
         opened.append(kwargs)
-        return MediaFile(str(tmp_path / "remote.mkv"), **kwargs)
+        name = "remote.mkv" if len(opened) == 1 else f"remote-{len(opened)}.mkv"
+        return MediaFile(str(tmp_path / name), **kwargs)
 
-    rec = RemoteRecording(tracks, open_file)
+    class Recording(RemoteRecording):
+        MAX_PENDING = max_pending
+
+    rec = Recording(tracks, open_file)
     await asyncio.sleep(seconds)
     for t in tracks:
         t.stop()
@@ -98,7 +105,7 @@ def test_remote_recording_of_live_tracks(tmp_path) -> None:
     assert rec.errors == 0 and rec.bytes > 1000
     indices, samples = _read(str(tmp_path / "remote.mkv"))
     assert len(indices) >= 10 and indices == list(range(len(indices)))
-    assert rec.file is not None and rec.file.frames["video"] == len(indices)
+    assert rec.paths == [str(tmp_path / "remote.mkv")] and rec.written["video"] == len(indices)
     assert abs(dominant_frequency(samples) - 770.0) < 5
 
 
@@ -108,5 +115,27 @@ def test_remote_recording_without_frames_writes_no_file(tmp_path) -> None:
             await asyncio.sleep(3600)
 
     rec, opened = run_bounded(_record(tmp_path, [Silent()], 0.3), timeout=30)
-    assert opened == [] and rec.file is None and rec.bytes == 0
+    assert opened == [] and rec.paths == [] and rec.bytes == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_remote_recording_starts_a_part_for_a_late_camera(tmp_path) -> None:
+    class LateCamera(NumberedVideoTrack):
+        async def recv(self) -> Any:
+            if self.sent == 0:
+                await asyncio.sleep(0.6)
+            return await super().recv()
+
+    rec, opened = run_bounded(
+        _record(tmp_path, [ToneAudioTrack(880.0), LateCamera(15)], 1.8, max_pending=5), timeout=60
+    )
+    # 5 audio frames waited for a picture, then the audio-only part began; the first picture
+    # closed it and started a part with both streams
+    assert [o["video_size"] for o in opened] == [None, (320, 240)]
+    assert rec.paths == [str(tmp_path / "remote.mkv"), str(tmp_path / "remote-2.mkv")]
+    assert rec.errors == 0
+    first, second = (_read(p) for p in rec.paths)
+    assert first[0] == [] and abs(dominant_frequency(first[1]) - 880.0) < 5
+    assert len(second[0]) >= 10 and second[0] == list(range(len(second[0])))
+    assert abs(dominant_frequency(second[1]) - 880.0) < 5
+    assert rec.bytes == sum(os.path.getsize(p) for p in rec.paths)

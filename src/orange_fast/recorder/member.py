@@ -80,7 +80,6 @@ class _Feed:
     joined_at: float
     left_at: float | None = None
     identity: str | None = None
-    path: str | None = None
     senders: set[str] = field(default_factory=set)
 
 
@@ -359,8 +358,8 @@ class Recorder:
 
         self._attribute(f)
         with self._files_lock:
-            f.path = unique_path(self.out_dir, safe_stem(f.identity or "unattributed"), SUFFIX, self._taken)
-        return MediaFile(f.path, **kwargs)
+            path = unique_path(self.out_dir, safe_stem(f.identity or "unattributed"), SUFFIX, self._taken)
+        return MediaFile(path, **kwargs)
 
     async def _close_feed(self, janus: Any, f: _Feed) -> None:
         if f.left_at is not None:
@@ -391,13 +390,13 @@ class Recorder:
                     "frames_decrypted": stats["decrypted"],
                     "frames_dropped": stats["dropped"],
                     "frames_decoded": rec.decoded.get(kind, 0),
-                    "frames_written": rec.file.frames.get(kind, 0) if rec.file is not None else 0,
+                    "frames_written": rec.written.get(kind, 0),
                 }
             remotes.append(
                 {
                     "identity": f.identity,
                     "senders_by_kid": senders,
-                    "file": f.path,
+                    "files": list(rec.paths),
                     "bytes": rec.bytes,
                     "sfu_feed": f.feed,
                     "joined_at": round(f.joined_at, 3),
@@ -436,6 +435,6 @@ def format_summary(summary: dict[str, Any]) -> str:
                 dropped = ", ".join(f"{n} {why}" for why, n in sorted(k["frames_dropped"].items())) or "none"
                 parts.append(f"{kind} {k['frames_decrypted']} decrypted / {k['frames_written']} written "
                              f"(dropped: {dropped})")
-        lines.append(f"  {r['identity'] or 'nothing decrypted'}: {r['file'] or 'no file'} "
+        lines.append(f"  {r['identity'] or 'nothing decrypted'}: {', '.join(r['files']) or 'no file'} "
                      f"({r['bytes']} bytes); " + "; ".join(parts))
     return "\n".join(lines)

@@ -71,6 +71,10 @@ class MediaFile:
     def __repr__(self) -> str:
         return f"MediaFile({self.path!r}, frames={self.frames})"
 
+    def has(self, kind: str) -> bool:
+        """Whether the file has a ``kind`` stream."""
+        return kind in self._streams
+
     def write(self, kind: str, frame: Any, at: float) -> None:
         """Encode one decoded frame (``av.VideoFrame``/``av.AudioFrame``) of ``kind`` that
         arrived at monotonic time ``at``.
@@ -119,12 +123,14 @@ class MediaFile:
 
 
 class RemoteRecording:
-    """The decoded tracks of one subscribed feed, recorded into one file.
+    """The decoded tracks of one subscribed feed, recorded into a file (or several parts).
 
-    ``open_file(video_size, audio_layout, start)`` is called once the first decoded frame
-    of every kind has arrived (or :data:`MAX_PENDING` frames of one kind while the other
-    is still missing) and returns the :class:`MediaFile`: the caller names it from the
-    authenticated sender of the frames.  Nothing decoded, no file.
+    ``open_file(video_size=, audio_layout=, start=)`` is called once the first decoded
+    frame of every kind has arrived (or :data:`MAX_PENDING` frames of one kind while the
+    other is still missing) and returns the :class:`MediaFile`: the caller names it from
+    the authenticated sender of the frames.  Nothing decoded, no file.  A kind that starts
+    only later (a camera switched on after 5 s) closes the file and starts a new part with
+    every stream.
     """
 
     MAX_PENDING = 250  # 5 s of audio waiting for the first decodable picture (a keyframe)
@@ -133,7 +139,9 @@ class RemoteRecording:
         self.tracks = list(tracks)
         self.kinds = {t.kind for t in self.tracks}
         self.file: MediaFile | None = None
+        self.paths: list[str] = []
         self.decoded = {"audio": 0, "video": 0}
+        self.written = {"audio": 0, "video": 0}
         self.errors = 0
         self.bytes = 0
         self._open_file = open_file
@@ -157,20 +165,27 @@ class RemoteRecording:
 
     def _take(self, kind: str, frame: Any, at: float) -> None:
         try:
+            if self.file is not None and not self.file.has(kind):
+                self._close_part()  # a kind that started late: a new part with every stream
             if self.file is None:
                 self._pending.append((kind, frame, at))
                 seen = {k for k, _, _ in self._pending}
                 if seen != self.kinds and len(self._pending) < self.MAX_PENDING:
                     return
-                self._open(seen)
+                self._open()
             else:
-                self.file.write(kind, frame, at)
+                self._write(kind, frame, at)
         except (ValueError, av.FFmpegError, OSError) as exc:
             self.errors += 1
             if self.errors <= 3:
                 logger.warning("recording a %s frame failed: %s", kind, type(exc).__name__)
 
-    def _open(self, seen: set[str]) -> None:
+    def _write(self, kind: str, frame: Any, at: float) -> None:
+        assert self.file is not None
+        self.file.write(kind, frame, at)
+        self.written[kind] += 1
+
+    def _open(self) -> None:
         pending, self._pending = self._pending, []
         video = next((f for k, f, _ in pending if k == "video"), None)
         audio = next((f for k, f, _ in pending if k == "audio"), None)
@@ -179,8 +194,14 @@ class RemoteRecording:
             audio_layout=None if audio is None else audio.layout.name,
             start=pending[0][2],
         )
+        self.paths.append(self.file.path)
         for kind, frame, at in pending:
-            self.file.write(kind, frame, at)
+            self._write(kind, frame, at)
+
+    def _close_part(self) -> None:
+        file, self.file = self.file, None
+        if file is not None:
+            self.bytes += file.close()
 
     async def close(self) -> None:
         """Stop consuming (bounded in time) and close the file (pending frames are written)."""
@@ -192,11 +213,10 @@ class RemoteRecording:
         self._writer.shutdown(wait=False)
 
     def _finish(self) -> None:
-        if self.file is None and self._pending:
-            try:
-                self._open({k for k, _, _ in self._pending})
-            except (ValueError, av.FFmpegError, OSError) as exc:
-                self.errors += 1
-                logger.warning("recording the last frames failed: %s", type(exc).__name__)
-        if self.file is not None:
-            self.bytes = self.file.close()
+        try:
+            if self.file is None and self._pending:
+                self._open()
+        except (ValueError, av.FFmpegError, OSError) as exc:
+            self.errors += 1
+            logger.warning("recording the last frames failed: %s", type(exc).__name__)
+        self._close_part()
