@@ -110,3 +110,16 @@ def test_record_command_usage_errors(tmp_path: Any, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exc:
         main(["record", "--room", "r"])  # argparse: required options missing
     assert exc.value.code == 2
+
+
+def test_recorder_with_a_wrong_token_is_refused(tmp_path: Any) -> None:
+    from orange_fast.recorder import Recorder, RecordingError
+
+    with SessionRoom(1) as room:
+        recorder = Recorder(room.url, room.room, b"not the room token", str(tmp_path / "out"))
+        with pytest.raises(RecordingError, match="could not join room 'demo'") as exc:
+            recorder.join(timeout=20)
+        assert "not the room token" not in str(exc.value)
+        recorder.leave()  # nothing to leave: a no-op
+        assert [r.identity for r in room.clients[0].roster] == ["participant-0"]
+    assert not (tmp_path / "out").exists()
