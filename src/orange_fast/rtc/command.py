@@ -71,4 +71,6 @@ def run(args: argparse.Namespace) -> int:
         from ..recorder.member import format_summary as format_recording
 
         print(format_recording(summary["recorder"]))
+        after = summary["recorder"]["after_leave"]
+        print(f"recorder left: the participants are at MLS epoch {after['epoch']} with {', '.join(after['roster'])}")
     return 0
