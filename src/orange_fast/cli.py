@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("orange_fast.delivery.token_command", "issue a delivery-service access token (or create a token key)"),
     "bench": ("orange_fast.benchmark.command", "end-to-end call benchmark per participant count (`bench frames`: per frame)"),
     "call": ("orange_fast.harness.command", "E2EE call demo: aiortc participants through a Janus SFU"),
+    "record": ("orange_fast.recorder.command", "record an E2EE call as a member: one file per remote"),
 }
 """Subcommand name -> (module implementing it, one-line help)."""
 

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--static-keys", action="store_true",
                         help="fixed demo keys instead of the session layer (no delivery service, no MLS)")
+    parser.add_argument("--record", metavar="DIR",
+                        help="add a recording member (orange_fast.recorder) that writes one file per remote to DIR")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,8 +35,20 @@ def run(args: argparse.Namespace) -> int:
     if args.participants < 2:
         print("orange-fast call: a call needs at least 2 participants", file=sys.stderr)
         return 2
+    if args.record and args.static_keys:
+        print("orange-fast call: --record needs the session layer (not --static-keys)", file=sys.stderr)
+        return 2
     try:
-        if args.static_keys:
+        if args.record:
+            from ..recorder.demo import run_recorded_call
+            from ..recorder.member import RecordingError
+
+            try:
+                summary = run_recorded_call(args.participants, args.seconds, args.record, videocodec=args.codec)
+            except RecordingError as exc:
+                print(f"orange-fast call: {exc}", file=sys.stderr)
+                return 2
+        elif args.static_keys:
             summary = run_call(args.participants, args.seconds, videocodec=args.codec)
         else:
             from .session_room import SessionRoom
@@ -53,4 +67,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"delivery service {summary['delivery_service']}; MLS epoch {summary['epoch']}; "
               "SFrame keys from the MLS exporter")
     print(json.dumps(summary) if args.json else format_summary(summary))
+    if not args.json and "recorder" in summary:
+        from ..recorder.member import format_summary as format_recording
+
+        print(format_recording(summary["recorder"]))
+        after = summary["recorder"]["after_leave"]
+        print(f"recorder left: the participants are at MLS epoch {after['epoch']} with {', '.join(after['roster'])}")
     return 0

@@ -35,6 +35,7 @@ class SessionRoom:
         self.room = room
         self.clients: list[Any] = []
         self.url = ""
+        self.token = secrets.token_bytes(24)  # the room token (a recorder joining the room needs it)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="session-room", daemon=True)
         self._tmp = tempfile.TemporaryDirectory(prefix="orange-fast-call-")
@@ -68,7 +69,7 @@ class SessionRoom:
         self._server = DeliveryServer("127.0.0.1", 0, storage)
         await self._server.start()
         self.url = self._server.url
-        token = secrets.token_bytes(24)
+        token = self.token
         config = SessionConfig(tick_interval=0.2)
         for i in range(self.n):
             client = SessionClient(self.url, self.room, token, f"participant-{i}", config=config)
