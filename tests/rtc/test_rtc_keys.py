@@ -46,7 +46,7 @@ def test_mls_kid_rejects_bad_arguments() -> None:
         with pytest.raises(ValueError):
             mls_kid(*args)
     with pytest.raises(ValueError):
-        mls_kid(0, 0, 2, epoch_bits=17)
+        mls_kid(0, 0, 2, epoch_bits=33)
     with pytest.raises(ValueError):
         mls_kid(0, 0, 2, context=1 << 63)
 
@@ -208,7 +208,7 @@ def test_sender_keyframe_decisions_with_a_controlled_clock() -> None:
     from orange_fast.rtc import protect_receiver, protect_sender
 
     now = [100.0]
-    keys = StaticFrameKeys(0, 2, SECRET)
+    keys = StaticFrameKeys(0, 2, SECRET, members={0})
 
     async def scenario() -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -227,12 +227,17 @@ def test_sender_keyframe_decisions_with_a_controlled_clock() -> None:
             assert hook.begin_frame(False) == (kid0, True)  # one deferred keyframe for all 50
             now[0] += 5
             assert hook.begin_frame(False) == (kid0, False)
-            keys.advance_epoch(1)
+            keys.advance_epoch(1)  # a self-update (same members): receivers hold, no keyframe
             kid1 = keys.send_kid()
             assert kid1 != kid0
-            assert hook.begin_frame(False) == (kid1, True)
             assert hook.begin_frame(False) == (kid1, False)
-            assert hook.begin_frame(False, video=False) == (kid1, False)
+            keys.advance_epoch(2, members={0, 1})  # a join: the joiner needs a keyframe
+            kid2 = keys.send_kid()
+            assert hook.begin_frame(False) == (kid2, True)
+            assert hook.begin_frame(False) == (kid2, False)
+            assert hook.begin_frame(False, video=False) == (kid2, False)
+            keys.advance_epoch(3, members={0})  # a leave: no keyframe
+            assert hook.begin_frame(False) == (keys.send_kid(), False)
             stats = hook.stats.snapshot()
             assert stats["keyframe_requests_received"] == 50
             assert stats["keyframe_requests_honoured"] == 1

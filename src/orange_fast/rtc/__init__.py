@@ -26,7 +26,7 @@ from .errors import (
     UnsupportedAiortcError,
     UnsupportedCodecError,
 )
-from .keys import FrameKeys, NoFrameKeys, StaticFrameKeys, mls_kid
+from .keys import FrameKeys, KidLayout, NoFrameKeys, StaticFrameKeys, mls_kid
 from .stats import DropReason, TrackStats
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "StaticFrameKeys",
     "NoFrameKeys",
     "mls_kid",
+    "KidLayout",
     "TrackStats",
     "DropReason",
     "check_aiortc",

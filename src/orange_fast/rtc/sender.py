@@ -23,9 +23,10 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from . import compat
 from .errors import AlreadyProtectedError, FramingError, UnsupportedCodecError
 from .framing import FrameTransform, H264Transform, transform_for
-from .keys import FrameKeys
+from .keys import FrameKeys, keyframe_generation
 from .ratelimit import KeyframeLimiter
 from .stats import DropReason, TrackStats
+from .transition import TransitionPolicy
 
 __all__ = ["SenderProtection", "protect_sender"]
 
@@ -44,12 +45,14 @@ class SenderProtection:
         *,
         vp8_clear_header: bool = False,
         keyframe_interval: float = 1.0,
+        transitions: TransitionPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         self.vp8_clear_header = vp8_clear_header
         self.stats = TrackStats(kind=sender.kind, direction="send")
         self.limiter = KeyframeLimiter(keyframe_interval)
+        self.policy = transitions or TransitionPolicy()
         self._clock = clock
         self._last_generation: int | None = None
         self._sender = sender
@@ -67,7 +70,10 @@ class SenderProtection:
     def begin_frame(self, force_keyframe: bool, *, video: bool = True) -> tuple[int | None, bool]:
         """Snapshot the send KID for the next frame and decide whether it must be a keyframe.
 
-        Audio frames all decode independently: they take the KID snapshot only.
+        A key change forces a keyframe only when the policy says so: with ``"join"`` (the
+        default) when the provider's keyframe generation changed (a member joined), with
+        ``"every"`` on every send-key change.  Audio frames all decode independently: they
+        take the KID snapshot only.
         """
         while True:
             generation = self.keys.key_generation()
@@ -76,6 +82,8 @@ class SenderProtection:
                 break
         if not video:
             return kid, False
+        if self.policy.keyframes == "join":
+            generation = keyframe_generation(self.keys)
         now = self._clock()
         force = force_keyframe
         if generation != self._last_generation:
@@ -224,6 +232,7 @@ def protect_sender(
     *,
     vp8_clear_header: bool = False,
     keyframe_interval: float = 1.0,
+    transitions: TransitionPolicy | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SenderProtection:
     """Encrypt every frame ``sender`` sends with SFrame under ``keys``.
@@ -247,7 +256,12 @@ def protect_sender(
         # an unprotected encoder already exists: replace it (the next frame uses ours)
         setattr(sender, compat.SENDER_ENCODER_SLOT, None)
     hook = SenderProtection(
-        sender, keys, vp8_clear_header=vp8_clear_header, keyframe_interval=keyframe_interval, clock=clock
+        sender,
+        keys,
+        vp8_clear_header=vp8_clear_header,
+        keyframe_interval=keyframe_interval,
+        transitions=transitions,
+        clock=clock,
     )
     original_next = sender._next_encoded_frame
 

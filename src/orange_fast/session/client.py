@@ -214,6 +214,12 @@ class SessionClient:
     def key_generation(self) -> int:
         return self.frame_keys.key_generation()
 
+    def keyframe_generation(self) -> int:
+        return self.frame_keys.keyframe_generation()
+
+    def sender_of(self, kid: int) -> int:
+        return self.frame_keys.sender_of(kid)
+
     # ------------------------------------------------------------------ state
 
     @property
