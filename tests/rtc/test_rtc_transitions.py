@@ -217,3 +217,36 @@ def test_hold_state_queue_accounting() -> None:
     state.queued(5)
     assert state.should_hold(0)
     assert not HoldState(TransitionPolicy.legacy()).should_hold(0)
+
+
+def test_frames_of_an_earlier_epoch_are_not_held() -> None:
+    """A joiner (first epoch 1) gets frames a slow sender still sends under epoch 0: never
+    decryptable, so they are dropped at once instead of stalling the track."""
+    sender = StaticFrameKeys(0, 3, SECRET)
+    joiner = StaticFrameKeys(2, 3, SECRET, epoch=1)
+    hook = _hook(joiner, hold_time=30.0)
+    t0 = time.monotonic()
+    assert _decrypt_all(hook, [_protect(sender, b"pre-join %d" % i) for i in range(3)]) == ["unknown_key"] * 3
+    assert time.monotonic() - t0 < 10
+    sender.advance_epoch(1)
+    assert _decrypt_all(hook, [_protect(sender, b"joined")]) == [b"joined"]
+    assert hook.stats.snapshot()["held"] == 0
+
+
+@pytest.mark.parametrize(
+    "mime, opts, frame",
+    [
+        ("video/vp8", {}, b"\x10\x02\x00" + bytes(40)),
+        ("video/vp8", {"vp8_clear_header": True}, b"\x10\x02\x00" + bytes(40)),
+        ("video/h264", {}, b"\x00\x00\x00\x01\x65" + bytes(range(1, 60))),
+        ("audio/opus", {}, bytes(30)),
+    ],
+)
+def test_transforms_read_the_kid_of_a_protected_frame(mime: str, opts: dict, frame: bytes) -> None:
+    keys = StaticFrameKeys(1, 3, SECRET, epoch=5)
+    transform = transform_for(mime, **opts)
+    kid = keys.send_kid()
+    assert kid is not None
+    assert transform.kid_of(transform.protect(keys.context, kid, frame)) == kid
+    assert keys.epochs_ahead(kid) == 0 and keys.sender_of(kid) == 1
+    assert keys.epochs_ahead(keys.kid(6, 0)) == 1 and keys.epochs_ahead(keys.kid(4, 0)) == 255

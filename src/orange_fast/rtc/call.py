@@ -480,11 +480,15 @@ def _churn_report(
                     if kind == "video":
                         sink = next((sk for f, sk in by_index[r].sinks if feeds.get(f) == s and sk.kind == "video"), None)
                         seen = set(sink.valid_indices) if sink is not None else set()
-                        decoded = sum(1 for i in range(s0, s1) if i in seen)
-                        missing_pictures += (s1 - s0) - decoded
+                        missing = [i for i in range(s0, s1) if i not in seen]
+                        decoded = (s1 - s0) - len(missing)
+                        missing_pictures += len(missing)
                     else:
+                        missing = []
                         decoded = a.get("frames", 0) - b.get("frames", 0)
                     entry[kind] = {"sent": s1 - s0, "decoded": decoded, "dropped": sum(drops.values())}
+                    if missing:
+                        entry[kind]["missing"] = missing[:32]
                     lost[kind] += sum(drops.values())
                     for reason, n in drops.items():
                         dropped[reason] = dropped.get(reason, 0) + n

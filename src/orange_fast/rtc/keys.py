@@ -2,10 +2,11 @@
 
 The hooks never derive keys: they ask a :class:`FrameKeys` for an SFrame context that
 holds the receive keys, the KID to encrypt outgoing frames under, and a generation
-number that changes whenever the send key does.  Two optional members refine it:
+number that changes whenever the send key does.  Optional members refine it:
 ``keyframe_generation()`` (changes only when a key change needs a keyframe, i.e. a
-join) and ``sender_of(kid)`` (the sender index a KID names, for binding a receiver to
-its sender).  ``orange_fast.session`` implements the same protocol from MLS epochs.
+join), ``sender_of(kid)`` (the sender index a KID names, for binding a receiver to
+its sender) and ``epochs_ahead(kid)`` (whether a frame's epoch is still to come, so
+the receiver holds it, or is past, so it drops it at once).  ``orange_fast.session`` implements the same protocol from MLS epochs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = [
     "sender_bits",
     "keyframe_generation",
     "kid_sender",
+    "kid_is_ahead",
+    "MAX_EPOCHS_AHEAD",
 ]
 
 
@@ -72,6 +75,24 @@ def kid_sender(keys: FrameKeys, kid: int) -> int | None:
     """The sender index a KID names, from the provider's optional ``sender_of(kid)`` (else ``None``)."""
     method = getattr(keys, "sender_of", None)
     return None if not callable(method) else method(kid)
+
+
+def kid_is_ahead(keys: FrameKeys, kid: int) -> bool:
+    """Whether ``kid`` may belong to an epoch the provider has not installed yet.
+
+    Uses the provider's optional ``epochs_ahead(kid)`` (how many epochs after its current
+    one the KID's epoch field lies, modulo 2**E; ``None`` without a current epoch):
+    1..:data:`MAX_EPOCHS_AHEAD` is ahead; anything else is an older epoch (expired, or from
+    before we joined) whose key will never come.  A provider without it: assumed ahead.
+    """
+    method = getattr(keys, "epochs_ahead", None)
+    if not callable(method):
+        return True
+    ahead = method(kid)
+    return ahead is None or 1 <= ahead <= MAX_EPOCHS_AHEAD
+
+
+MAX_EPOCHS_AHEAD = 8  #: how far ahead of our epoch a frame's epoch may be for it to be held
 
 
 def mls_kid(epoch: int, index: int, group_size: int, *, epoch_bits: int = 4, context: int = 0) -> int:
@@ -150,6 +171,12 @@ class StaticFrameKeys:
     def sender_of(self, kid: int) -> int:
         """The sender index ``kid`` names."""
         return self._layout.sender_of(kid)
+
+    def epochs_ahead(self, kid: int) -> int | None:
+        """How many epochs after our current one ``kid``'s epoch lies (mod 2**E)."""
+        with self._lock:
+            current = self._epochs[-1] if self._epochs else None
+        return self._layout.epochs_ahead(kid, current)
 
     # -- management ------------------------------------------------------------------
     @property

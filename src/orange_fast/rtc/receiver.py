@@ -24,7 +24,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from . import compat
 from .errors import AlreadyProtectedError, FramingError, UnsupportedCodecError
 from .framing import FrameTransform, transform_for
-from .keys import FrameKeys, kid_sender
+from .keys import FrameKeys, kid_is_ahead, kid_sender
 from .ratelimit import KeyframeLimiter
 from .stats import DropReason, TrackStats
 from .transition import HoldState, TransitionPolicy
@@ -130,6 +130,8 @@ class ReceiverProtection:
                 reason, kid, plain = self._try_unprotect(transform, wire)
                 if reason != DropReason.UNKNOWN_KEY or not self.hold.should_hold(generation):
                     break
+                if not self._may_come(transform, wire):
+                    break
                 if started is None:
                     started = self._clock()
                 stop = self.hold.wait(self.keys.key_generation, generation, started)
@@ -147,6 +149,13 @@ class ReceiverProtection:
                     return plain
         self.stats.count_dropped(reason)
         raise FrameDropped(reason)
+
+    def _may_come(self, transform: FrameTransform, wire: bytes) -> bool:
+        """Whether the frame's (unauthenticated) KID names an epoch we may still install."""
+        try:
+            return kid_is_ahead(self.keys, transform.kid_of(wire))
+        except Exception:  # a header we cannot read will not decrypt later either
+            return False
 
     def _try_unprotect(self, transform: FrameTransform, wire: bytes) -> tuple[str | None, int, bytes]:
         from orange_fast import sframe

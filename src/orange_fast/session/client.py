@@ -220,6 +220,9 @@ class SessionClient:
     def sender_of(self, kid: int) -> int:
         return self.frame_keys.sender_of(kid)
 
+    def epochs_ahead(self, kid: int) -> int | None:
+        return self.frame_keys.epochs_ahead(kid)
+
     # ------------------------------------------------------------------ state
 
     @property

@@ -65,6 +65,10 @@ class SessionFrameKeys:
         """The MLS leaf index of the sender a KID names (RFC 9605 §5.2 layout)."""
         return self._keys.layout.sender_of(kid)
 
+    def epochs_ahead(self, kid: int) -> int | None:
+        """How many epochs after the current one ``kid``'s epoch lies (mod 2**E), or ``None``."""
+        return self._keys.layout.epochs_ahead(kid, self._keys.epoch)
+
     # -- management --------------------------------------------------------------------
     def install(
         self,

@@ -81,3 +81,10 @@ class KidLayout:
         if _int(kid, "kid") < 0 or kid >= 1 << 64:
             raise KidLayoutError("a KID is a 64-bit unsigned integer")
         return kid & ((1 << self.epoch_bits) - 1)
+
+    def epochs_ahead(self, kid: int, current_epoch: int | None) -> int | None:
+        """``(epoch field of kid - current_epoch) mod 2**E``: 0 for the current epoch, small
+        for a later one, close to ``2**E`` for an earlier one; ``None`` without a current epoch."""
+        if current_epoch is None:
+            return None
+        return (self.epoch_bits_of(kid) - current_epoch) % (1 << self.epoch_bits)
