@@ -34,7 +34,7 @@ def test_churn_with_a_slow_receiver_loses_no_frame(janus_server: Any) -> None:
     churn = report["churn"]
     t = churn["transitions"]
     why = json.dumps(t)
-    assert t["epoch_changes"] == 7 >= 6
+    assert t["epoch_changes"] == 7  # the issue asks for at least 6
     # no gap at all for members who stay: every frame that reached a receive hook decrypted
     assert t["frames_lost"] == {"video": 0, "audio": 0}, why
     assert t["dropped"] == {}, why

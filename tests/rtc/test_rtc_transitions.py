@@ -118,12 +118,20 @@ def test_bytes_queued_behind_a_held_frame_end_the_hold() -> None:
 
 def test_stopping_the_receiver_ends_a_hold() -> None:
     sender = StaticFrameKeys(0, 2, SECRET)
-    hook = _hook(NoFrameKeys(), hold_time=30.0)
+    hook = _hook(StaticFrameKeys(1, 2, SECRET), hold_time=30.0)
+    sender.advance_epoch(1)
     threading.Timer(0.1, hook.hold.stop).start()
     t0 = time.monotonic()
     assert _decrypt_all(hook, [_protect(sender, b"x")]) == ["unknown_key"]
     assert time.monotonic() - t0 < 10
     assert _decrypt_all(hook, [_protect(sender, b"y")]) == ["unknown_key"]  # no hold after a stop
+
+
+def test_a_keyless_receiver_holds_nothing() -> None:
+    hook = _hook(NoFrameKeys(), hold_time=30.0)
+    t0 = time.monotonic()
+    assert _decrypt_all(hook, [_protect(StaticFrameKeys(0, 2, SECRET), b"x")]) == ["unknown_key"]
+    assert time.monotonic() - t0 < 10 and hook.stats.snapshot()["held"] == 0
 
 
 def test_legacy_policy_drops_at_once() -> None:

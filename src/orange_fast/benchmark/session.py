@@ -230,8 +230,10 @@ def format_session_table(result: dict[str, Any]) -> str:
     if "transitions" in result:
         lines += [
             "",
-            "Epoch transitions under media (3 members who stay, 50 frames/s each, a churner joins and leaves; "
-            "each member's media gets each epoch's keys U(0, 300 ms) after its session processed the commit):",
+            (
+                "Epoch transitions under media (3 members who stay, 50 frames/s each, a churner joins and leaves; "
+                "each member's media gets each epoch's keys U(0, 300 ms) after its session processed the commit):"
+            ),
             "",
             format_transition_table(result["transitions"]),
         ]
@@ -361,7 +363,7 @@ async def _transition_run(
                 else:
                     await joiner.leave()
                     joiner = None
-                await _until(lambda: all((c.epoch or 0) >= target for c in core), timeout)
+                await _until(lambda t=target: all((c.epoch or 0) >= t for c in core), timeout)
                 await asyncio.sleep(max_delay + 0.3 + rng.uniform(0.0, 0.2))
             epochs = (core[0].epoch or 0) - epoch0
             running = False

@@ -46,17 +46,18 @@ def run(args: argparse.Namespace) -> int:
     if args.churn and not 0 <= args.delay <= 300:
         print("orange-fast call: --delay must be within 0..300 ms", file=sys.stderr)
         return 2
+    from .transition import TransitionPolicy
+
+    policy = TransitionPolicy.legacy() if args.legacy_transitions else TransitionPolicy()
     try:
         if args.churn:
             from .call import ChurnPlan
-            from .transition import TransitionPolicy
 
             seconds = args.seconds if args.seconds_given else 12.0
-            policy = TransitionPolicy.legacy() if args.legacy_transitions else TransitionPolicy()
             summary = run_call(max(args.participants, 3), seconds, videocodec=args.codec,
                                churn=ChurnPlan.default(seconds, delay=args.delay / 1000.0), transitions=policy)
         elif args.static_keys:
-            summary = run_call(args.participants, args.seconds, videocodec=args.codec)
+            summary = run_call(args.participants, args.seconds, videocodec=args.codec, transitions=policy)
         else:
             from .session_room import SessionRoom
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             # group first; the hooks then take their SFrame keys from those clients
             with SessionRoom(args.participants) as room:
                 summary = run_call(args.participants, args.seconds, videocodec=args.codec,
-                                   keys=room.clients, safety_numbers=room.safety_numbers())
+                                   keys=room.clients, safety_numbers=room.safety_numbers(), transitions=policy)
                 summary["delivery_service"] = room.url
                 summary["epoch"] = room.clients[0].epoch
     except (JanusError, NetnsError, ValueError, TimeoutError) as exc:

@@ -273,3 +273,7 @@ class NoFrameKeys:
 
     def key_generation(self) -> int:
         return 0
+
+    def epochs_ahead(self, kid: int) -> int:
+        """0 for every KID: no key will ever come, so receivers hold nothing."""
+        return 0

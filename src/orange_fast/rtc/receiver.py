@@ -21,6 +21,8 @@ import av.error
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+from orange_fast.sframe import SFrameError
+
 from . import compat
 from .errors import AlreadyProtectedError, FramingError, UnsupportedCodecError
 from .framing import FrameTransform, transform_for
@@ -154,8 +156,8 @@ class ReceiverProtection:
         """Whether the frame's (unauthenticated) KID names an epoch we may still install."""
         try:
             return kid_is_ahead(self.keys, transform.kid_of(wire))
-        except Exception:  # a header we cannot read will not decrypt later either
-            return False
+        except (SFrameError, FramingError, ValueError, TypeError, OverflowError):
+            return False  # a header we cannot read will not decrypt later either
 
     def _try_unprotect(self, transform: FrameTransform, wire: bytes) -> tuple[str | None, int, bytes]:
         from orange_fast import sframe

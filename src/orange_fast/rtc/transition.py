@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-__all__ = ["TransitionPolicy", "HoldState"]
+__all__ = ["HoldState", "TransitionPolicy"]
 
 _KEYFRAMES = ("join", "every")
 
