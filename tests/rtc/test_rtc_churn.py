@@ -53,3 +53,8 @@ def test_churn_with_a_slow_receiver_loses_no_frame(janus_server: Any) -> None:
     # the removed members decrypt nothing under their removal epoch or any later one
     assert t["removed_decoded_after_removal"] == 0, why
     assert {c["kind"] for c in churn["changes"]} == {"join", "leave", "update"}
+    # every member's tracks are bound to the member the room says they carry (issue 9, finding 5)
+    for p in report["participants"]:
+        recv = [r for r in p["e2ee"]["subscriber"]["recv"] if r["codec"]]
+        assert recv and all(r["bound_sender"] is not None for r in recv), p["index"]
+        assert all("wrong_sender" not in r["dropped"] for r in recv)

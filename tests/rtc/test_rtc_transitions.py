@@ -166,7 +166,7 @@ def test_sfu_swap_of_another_members_frames_is_dropped() -> None:
     out = _decrypt_all(track_of_bob, swapped + genuine)
     assert out == ["wrong_sender"] * 3 + [b"bob %d" % i for i in range(3)]
     stats = track_of_bob.stats.snapshot()
-    assert stats["dropped"] == {"wrong_sender": 3}
+    assert stats["dropped"] == {"wrong_sender": 3} and stats["bound_sender"] == 1
     assert stats["decrypted"] == 3
     # unbound, the same swapped frames decrypt (what the finding reported)
     unbound = _hook(StaticFrameKeys(2, 3, SECRET))

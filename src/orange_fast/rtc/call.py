@@ -147,6 +147,18 @@ class _Recorder:
         }
 
 
+def _sender_index(keys: FrameKeys) -> int | None:
+    """The KID sender index of a participant's own frames: a static provider's index, or a
+    session client's MLS leaf (from its roster); ``None`` if unknown."""
+    if isinstance(keys, StaticFrameKeys):
+        return keys.index
+    client_id = getattr(keys, "client_id", None)
+    for entry in getattr(keys, "roster", ()):
+        if entry.identity == client_id:
+            return int(entry.leaf_index)
+    return None
+
+
 def _prefer(pc: RTCPeerConnection, kind: str, mime: str) -> None:
     for t in pc.getTransceivers():
         if t.kind == kind:
@@ -233,9 +245,11 @@ async def sfu_call(
                 hook = getattr(t.receiver, "_orange_fast_e2ee", None)
                 if hook is not None:
                     m.hooks.append((feed, hook))
-                    if isinstance(m.keys, StaticFrameKeys) and feeds.get(feed) is not None:
-                        # bind the track to the member the SFU says it carries (issue 9, finding 5)
-                        hook.bind_sender(feeds[feed])
+                    publisher = next((p for p in members if p.index == feeds.get(feed)), None)
+                    sender = _sender_index(publisher.keys) if publisher is not None else None
+                    if sender is not None and callable(getattr(m.keys, "sender_of", None)):
+                        # bind the track to the member the room says it carries (issue 9, finding 5)
+                        hook.bind_sender(sender)
 
     feeds: dict[int, int] = {}
 

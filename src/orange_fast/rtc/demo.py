@@ -85,7 +85,12 @@ def summarize(report: dict[str, Any], safety_numbers: Sequence[str] | None = Non
                 "audio_hz": data.get("audio_hz", 0.0),
                 "audio_hz_expected": tone_for(int(remote)),
             }
-        decrypted = sum(r["decrypted"] for r in p["e2ee"]["subscriber"].get("recv", []))
+        recv = [r for r in p["e2ee"]["subscriber"].get("recv", []) if r["codec"]]
+        decrypted = sum(r["decrypted"] for r in recv)
+        drops: dict[str, int] = {}
+        for r in recv:
+            for reason, count in r["dropped"].items():
+                drops[reason] = drops.get(reason, 0) + count
         encrypted = sum(s["encrypted"] for s in p["e2ee"]["publisher"].get("send", []))
         participants.append(
             {
@@ -94,6 +99,8 @@ def summarize(report: dict[str, Any], safety_numbers: Sequence[str] | None = Non
                 "frames_encrypted": encrypted,
                 "frames_decrypted": decrypted,
                 "frames_decrypted_per_remote": remotes,
+                "frames_dropped": drops,
+                "tracks_bound_to_sender": sum(1 for r in recv if r.get("bound_sender") is not None),
                 "safety_number": safety_numbers[p["index"]] if safety_numbers else None,
             }
         )

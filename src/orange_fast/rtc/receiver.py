@@ -99,6 +99,7 @@ class ReceiverProtection:
             if not callable(getattr(self.keys, "sender_of", None)):
                 raise TypeError("the key provider has no sender_of(kid): it cannot bind a sender")
         self._expected_sender = sender
+        self.stats.bound_sender = sender
 
     @property
     def expected_sender(self) -> int | None:

@@ -44,7 +44,8 @@ class TrackStats:
 
     ``encrypted_by_kid``/``decrypted_by_kid`` count frames per KID, i.e. per sender
     and epoch (the KID encodes both).  ``held`` counts frames that waited for their
-    epoch's keys and then decrypted; ``hold_ms`` keeps how long (the first 4096).
+    epoch's keys and then decrypted; ``hold_ms`` keeps how long (the first 4096);
+    ``bound_sender`` is the sender a receiver is bound to (``None``: any).
     """
 
     kind: str
@@ -62,6 +63,7 @@ class TrackStats:
     keyframe_requests_suppressed: int = 0
     held: int = 0
     hold_ms: list = field(default_factory=list)
+    bound_sender: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, n: int = 1) -> None:
@@ -107,6 +109,7 @@ class TrackStats:
                 "keyframe_requests_sent": self.keyframe_requests_sent,
                 "keyframe_requests_suppressed": self.keyframe_requests_suppressed,
                 "held": self.held,
+                "bound_sender": self.bound_sender,
                 "hold_ms": [round(v, 3) for v in self.hold_ms],
                 "hold_ms_p50": round(percentile(self.hold_ms, 0.5), 3),
                 "hold_ms_p99": round(percentile(self.hold_ms, 0.99), 3),
