@@ -218,14 +218,18 @@ def test_sender_keyframe_decisions_with_a_controlled_clock() -> None:
             kid0 = keys.send_kid()
             assert hook.begin_frame(False) == (kid0, True)  # first frame
             assert hook.begin_frame(False) == (kid0, False)
-            for _ in range(50):  # a storm of PLIs right after a keyframe
+            for _ in range(50):  # a storm of PLIs (e.g. a new subscriber, then a broken one)
                 transceiver.sender._send_keyframe()
+            assert hook.begin_frame(False) == (kid0, True)  # the first request is honoured at once
             assert hook.begin_frame(False) == (kid0, False)
             now[0] += 0.5
             assert hook.begin_frame(False) == (kid0, False)
             now[0] += 0.5
-            assert hook.begin_frame(False) == (kid0, True)  # one deferred keyframe for all 50
+            assert hook.begin_frame(False) == (kid0, True)  # one deferred keyframe for the other 49
             now[0] += 5
+            assert hook.begin_frame(False) == (kid0, False)
+            transceiver.sender._send_keyframe()  # a lone request long after: honoured at once
+            assert hook.begin_frame(False) == (kid0, True)
             assert hook.begin_frame(False) == (kid0, False)
             keys.advance_epoch(1)  # a self-update (same members): receivers hold, no keyframe
             kid1 = keys.send_kid()
@@ -239,8 +243,8 @@ def test_sender_keyframe_decisions_with_a_controlled_clock() -> None:
             keys.advance_epoch(3, members={0})  # a leave: no keyframe
             assert hook.begin_frame(False) == (keys.send_kid(), False)
             stats = hook.stats.snapshot()
-            assert stats["keyframe_requests_received"] == 50
-            assert stats["keyframe_requests_honoured"] == 1
+            assert stats["keyframe_requests_received"] == 51
+            assert stats["keyframe_requests_honoured"] == 3
             assert stats["keyframes_forced_by_key_change"] == 1
 
             rx = protect_receiver(transceiver.receiver, keys, keyframe_interval=2.0, clock=lambda: now[0])

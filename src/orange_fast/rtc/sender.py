@@ -10,6 +10,7 @@ so aiortc's keyframe requests (PLI/FIR), bitrate adaptation (REMB, via the inher
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -55,6 +56,7 @@ class SenderProtection:
         self.policy = transitions or TransitionPolicy()
         self._clock = clock
         self._last_generation: int | None = None
+        self._keyframe_due = threading.Event()
         self._sender = sender
 
     def __repr__(self) -> str:
@@ -64,7 +66,8 @@ class SenderProtection:
     def on_keyframe_request(self) -> None:
         """PLI/FIR from the remote end: honoured at most once per interval, the rest coalesced."""
         self.stats.add("keyframe_requests_received")
-        self.limiter.request(self._clock())
+        if self.limiter.request(self._clock()):
+            self._keyframe_due.set()  # granted now: the next frame is a keyframe
 
     # -- called from the encoder thread ---------------------------------------------------
     def begin_frame(self, force_keyframe: bool, *, video: bool = True) -> tuple[int | None, bool]:
@@ -90,11 +93,14 @@ class SenderProtection:
             if self._last_generation is not None:
                 self.stats.add("keyframes_forced_by_key_change")
             self._last_generation = generation
-            self.limiter.force(now)
+            # a keyframe for a key change does not use up the request budget: a joiner's
+            # own request, right after its subscription starts, is still honoured at once
             force = True
-        elif self.limiter.poll(now):
+        elif self._keyframe_due.is_set() or self.limiter.poll(now):
             self.stats.add("keyframe_requests_honoured")
             force = True
+        if force:
+            self._keyframe_due.clear()
         return kid, force
 
     def protect(self, transform: FrameTransform, kid: int | None, frame: bytes) -> bytes | None:
