@@ -71,18 +71,25 @@ async def _log_cost(server: Any, after_seq: int, clients: int) -> tuple[int, int
     return len(entries), size, size * clients
 
 
-async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
+async def _start_server(tmp: str) -> Any:
+    """A delivery service on 127.0.0.1 with its SQLite log in ``tmp``, started."""
     from ..delivery import DeliveryServer, SQLiteStorage
+
+    server = DeliveryServer(
+        "127.0.0.1", 0, SQLiteStorage(Path(tmp) / "log.db", synchronous="NORMAL"),
+        heartbeat_interval=1.0, eviction_timeout=30.0,
+    )
+    await server.start()
+    return server
+
+
+async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
     from ..session.client import SessionClient, SessionConfig
 
     config = SessionConfig(tick_interval=0.2, grace_period=1.0)
     options = {"backoff_initial": 0.02, "backoff_max": 0.2}
     with tempfile.TemporaryDirectory(prefix="orange-fast-session-bench-") as tmp:
-        server = DeliveryServer(
-            "127.0.0.1", 0, SQLiteStorage(Path(tmp) / "log.db", synchronous="NORMAL"),
-            heartbeat_interval=1.0, eviction_timeout=30.0,
-        )
-        await server.start()
+        server = await _start_server(tmp)
         members: list[SessionClient] = []
         try:
             for i in range(n - 1):
@@ -257,7 +264,6 @@ async def _transition_run(
     import random
     import threading
 
-    from ..delivery import DeliveryServer, SQLiteStorage
     from ..rtc.framing import transform_for
     from ..rtc.receiver import FrameDropped, ReceiverProtection
     from ..rtc.sender import SenderProtection
@@ -293,11 +299,7 @@ async def _transition_run(
         keys.install = delayed  # type: ignore[method-assign]
 
     with tempfile.TemporaryDirectory(prefix="orange-fast-transition-bench-") as tmp:
-        server = DeliveryServer(
-            "127.0.0.1", 0, SQLiteStorage(Path(tmp) / "log.db", synchronous="NORMAL"),
-            heartbeat_interval=1.0, eviction_timeout=30.0,
-        )
-        await server.start()
+        server = await _start_server(tmp)
         core: list[SessionClient] = []
         threads: list[threading.Thread] = []
         queues: dict[tuple[int, int], queue.Queue] = {}
