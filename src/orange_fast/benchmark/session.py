@@ -23,6 +23,7 @@ clients running in parallel on their own devices.
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -296,7 +297,7 @@ async def _transition_run(
             loop.call_at(at, lambda: install(lambda *_: base, epoch, own, members_now, loop.time()))
             return 0
 
-        keys.install = delayed  # type: ignore[method-assign]
+        keys.install = delayed  # type: ignore[method-assign,assignment]
 
     with tempfile.TemporaryDirectory(prefix="orange-fast-transition-bench-") as tmp:
         server = await _start_server(tmp)
@@ -365,7 +366,7 @@ async def _transition_run(
                 else:
                     await joiner.leave()
                     joiner = None
-                await _until(lambda t=target: all((c.epoch or 0) >= t for c in core), timeout)
+                await _until(functools.partial(_reached, core, target), timeout)
                 await asyncio.sleep(max_delay + 0.3 + rng.uniform(0.0, 0.2))
             epochs = (core[0].epoch or 0) - epoch0
             running = False
@@ -384,10 +385,10 @@ async def _transition_run(
     recv = [h.stats.snapshot() for h in receivers.values()]
     lost = sum(sum(r["dropped"].values()) for r in recv)
     holds = [v for r in recv for v in r["hold_ms"]]
-    keyframes = sum(s.stats.snapshot()["keyframes_forced_by_key_change"] for s in senders)
+    keyframes = sum(hook.stats.snapshot()["keyframes_forced_by_key_change"] for hook in senders)
     dropped: dict[str, int] = {}
-    for r in recv:
-        for reason, n in r["dropped"].items():
+    for snap in recv:
+        for reason, n in snap["dropped"].items():
             dropped[reason] = dropped.get(reason, 0) + n
     return {
         "policy": "legacy (no hold, keyframe on every key change)" if legacy else "hold + keyframes on joins",
@@ -405,6 +406,10 @@ async def _transition_run(
         "hold_ms_p99": percentile(holds, 0.99),
         "delay_ms_max": max(delays, default=0.0) * 1000,
     }
+
+
+def _reached(clients: Sequence[Any], epoch: int) -> bool:
+    return all((c.epoch or 0) >= epoch for c in clients)
 
 
 def run_transition_bench(

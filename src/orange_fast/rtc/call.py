@@ -395,6 +395,10 @@ def _sample(members: list[_Member], feeds: dict[int, int]) -> dict[str, Any]:
     return {"sent": sent, "recv": recv, "keyframes": keyframes}
 
 
+def _sample_after(change: dict[str, Any], members: list[_Member], feeds: dict[int, int]) -> None:
+    change["after"] = _sample(members, feeds)
+
+
 def _advance(keys: FrameKeys, epoch: int, present: frozenset[int]) -> None:
     try:
         keys.advance_epoch(epoch, members=set(present))  # type: ignore[attr-defined]
@@ -445,7 +449,7 @@ async def _run_churn(
                 delay = rng.uniform(0.0, plan.jitter) + (plan.delay if m.index == plan.slow else 0.0)
                 loop.call_later(delay, _advance, m.keys, epoch, frozenset(after))
                 loop.call_later(delay + grace, _expire, m.keys, epoch - 1)
-        loop.call_later(plan.window, lambda c=change: c.__setitem__("after", _sample(members, feeds)))
+        loop.call_later(plan.window, _sample_after, change, members, feeds)
         changes.append(change)
         if kind == "leave":
             leaver = next(m for m in members if m.index == actor)

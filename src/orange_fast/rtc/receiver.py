@@ -123,6 +123,7 @@ class ReceiverProtection:
         A frame under a KID not held yet waits for the provider's next keys (bounded).
         """
         transform = self._transform(mime)
+        reason: str | None
         if transform is None:
             reason = DropReason.UNSUPPORTED_CODEC
         else:
@@ -150,6 +151,7 @@ class ReceiverProtection:
                 else:
                     self.stats.count_decrypted(kid)
                     return plain
+        assert reason is not None
         self.stats.count_dropped(reason)
         raise FrameDropped(reason)
 
