@@ -58,3 +58,29 @@ def test_churn_with_a_slow_receiver_loses_no_frame(janus_server: Any) -> None:
         recv = [r for r in p["e2ee"]["subscriber"]["recv"] if r["codec"]]
         assert recv and all(r["bound_sender"] is not None for r in recv), p["index"]
         assert all("wrong_sender" not in r["dropped"] for r in recv)
+
+
+def test_churn_command_rejects_a_delay_out_of_range() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "orange_fast.cli", "call", "--churn", "--delay", "400"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2 and "--delay must be within 0..300 ms" in proc.stderr
+
+
+@pytest.mark.parametrize("seconds, delay", [(7.9, 0.0), (12.0, -0.1), (12.0, 1.5)])
+def test_churn_plan_rejects_bad_values(seconds: float, delay: float) -> None:
+    with pytest.raises(ValueError):
+        ChurnPlan.default(seconds, delay=delay)
+
+
+def test_default_churn_plan_has_every_kind_of_change_inside_the_call() -> None:
+    plan = ChurnPlan.default(12.0, delay=0.3)
+    kinds = [k for _, k in plan.events]
+    assert len(kinds) >= 6 and {"join", "leave", "update"} == set(kinds)
+    assert kinds.count("join") == kinds.count("leave") == 2
+    assert all(0 < at and at + plan.window < 12.0 for at, _ in plan.events)
+    assert plan.delay == 0.3 and plan.slow == 1
