@@ -323,3 +323,36 @@ def test_receiver_hook_turns_any_bad_frame_into_a_drop() -> None:
         loop.run_until_complete(pc.close())
     finally:
         loop.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 16), st.integers(1, 24), st.integers(0, 2**24 - 1), st.integers(0, 2**40), st.integers(0, 2**40)
+)
+def test_kid_layout_reads_back_sender_and_epoch_distance(e: int, s: int, idx: int, epoch: int, current: int) -> None:
+    """One KID layout for every layer: the sender and the epoch distance a receiver reads from a KID."""
+    from orange_fast.sframe.kid import KidLayout
+
+    layout = KidLayout(epoch_bits=e, sender_bits=s)
+    idx %= 1 << s
+    kid = layout.kid(idx, epoch)
+    assert layout.sender_of(kid) == idx
+    assert layout.epoch_bits_of(kid) == epoch % (1 << e)
+    ahead = layout.epochs_ahead(kid, current)
+    assert ahead is not None and 0 <= ahead < 1 << e
+    assert (current + ahead) % (1 << e) == epoch % (1 << e)
+    assert layout.epochs_ahead(kid, None) is None
+    # the rtc helper and the session layer agree with the RFC layout for a power-of-two group
+    assert mls_kid(epoch, idx, 1 << s, epoch_bits=e) == kid
+
+
+def test_kid_layout_rejects_kids_out_of_range() -> None:
+    from orange_fast.sframe.kid import KidLayout, KidLayoutError
+
+    for bad in (-1, 1 << 64):
+        with pytest.raises(KidLayoutError):
+            KidLayout().sender_of(bad)
+        with pytest.raises(KidLayoutError):
+            KidLayout().epoch_bits_of(bad)
+    with pytest.raises(TypeError):
+        KidLayout().sender_of("1")  # type: ignore[arg-type]

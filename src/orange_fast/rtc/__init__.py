@@ -28,6 +28,7 @@ from .errors import (
 )
 from .keys import FrameKeys, KidLayout, NoFrameKeys, StaticFrameKeys, mls_kid
 from .stats import DropReason, TrackStats
+from .transition import TransitionPolicy
 
 __all__ = [
     "enable_e2ee",
@@ -42,6 +43,7 @@ __all__ = [
     "mls_kid",
     "KidLayout",
     "TrackStats",
+    "TransitionPolicy",
     "DropReason",
     "check_aiortc",
     "SUPPORTED_AIORTC",
