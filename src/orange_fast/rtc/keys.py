@@ -23,16 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from orange_fast.sframe import Context
 
 __all__ = [
+    "MAX_EPOCHS_AHEAD",
     "FrameKeys",
-    "StaticFrameKeys",
-    "NoFrameKeys",
     "KidLayout",
+    "NoFrameKeys",
+    "StaticFrameKeys",
+    "keyframe_generation",
+    "kid_is_ahead",
+    "kid_sender",
     "mls_kid",
     "sender_bits",
-    "keyframe_generation",
-    "kid_sender",
-    "kid_is_ahead",
-    "MAX_EPOCHS_AHEAD",
 ]
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrackStats", "DropReason", "percentile"]
+__all__ = ["DropReason", "TrackStats", "percentile"]
 
 
 class DropReason:
