@@ -46,7 +46,7 @@ def test_mls_kid_rejects_bad_arguments() -> None:
         with pytest.raises(ValueError):
             mls_kid(*args)
     with pytest.raises(ValueError):
-        mls_kid(0, 0, 2, epoch_bits=17)
+        mls_kid(0, 0, 2, epoch_bits=33)
     with pytest.raises(ValueError):
         mls_kid(0, 0, 2, context=1 << 63)
 
@@ -208,7 +208,7 @@ def test_sender_keyframe_decisions_with_a_controlled_clock() -> None:
     from orange_fast.rtc import protect_receiver, protect_sender
 
     now = [100.0]
-    keys = StaticFrameKeys(0, 2, SECRET)
+    keys = StaticFrameKeys(0, 2, SECRET, members={0})
 
     async def scenario() -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -218,24 +218,33 @@ def test_sender_keyframe_decisions_with_a_controlled_clock() -> None:
             kid0 = keys.send_kid()
             assert hook.begin_frame(False) == (kid0, True)  # first frame
             assert hook.begin_frame(False) == (kid0, False)
-            for _ in range(50):  # a storm of PLIs right after a keyframe
+            for _ in range(50):  # a storm of PLIs (e.g. a new subscriber, then a broken one)
                 transceiver.sender._send_keyframe()
+            assert hook.begin_frame(False) == (kid0, True)  # the first request is honoured at once
             assert hook.begin_frame(False) == (kid0, False)
             now[0] += 0.5
             assert hook.begin_frame(False) == (kid0, False)
             now[0] += 0.5
-            assert hook.begin_frame(False) == (kid0, True)  # one deferred keyframe for all 50
+            assert hook.begin_frame(False) == (kid0, True)  # one deferred keyframe for the other 49
             now[0] += 5
             assert hook.begin_frame(False) == (kid0, False)
-            keys.advance_epoch(1)
+            transceiver.sender._send_keyframe()  # a lone request long after: honoured at once
+            assert hook.begin_frame(False) == (kid0, True)
+            assert hook.begin_frame(False) == (kid0, False)
+            keys.advance_epoch(1)  # a self-update (same members): receivers hold, no keyframe
             kid1 = keys.send_kid()
             assert kid1 != kid0
-            assert hook.begin_frame(False) == (kid1, True)
             assert hook.begin_frame(False) == (kid1, False)
-            assert hook.begin_frame(False, video=False) == (kid1, False)
+            keys.advance_epoch(2, members={0, 1})  # a join: the joiner needs a keyframe
+            kid2 = keys.send_kid()
+            assert hook.begin_frame(False) == (kid2, True)
+            assert hook.begin_frame(False) == (kid2, False)
+            assert hook.begin_frame(False, video=False) == (kid2, False)
+            keys.advance_epoch(3, members={0})  # a leave: no keyframe
+            assert hook.begin_frame(False) == (keys.send_kid(), False)
             stats = hook.stats.snapshot()
-            assert stats["keyframe_requests_received"] == 50
-            assert stats["keyframe_requests_honoured"] == 1
+            assert stats["keyframe_requests_received"] == 51
+            assert stats["keyframe_requests_honoured"] == 3
             assert stats["keyframes_forced_by_key_change"] == 1
 
             rx = protect_receiver(transceiver.receiver, keys, keyframe_interval=2.0, clock=lambda: now[0])
@@ -314,3 +323,36 @@ def test_receiver_hook_turns_any_bad_frame_into_a_drop() -> None:
         loop.run_until_complete(pc.close())
     finally:
         loop.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 16), st.integers(1, 24), st.integers(0, 2**24 - 1), st.integers(0, 2**40), st.integers(0, 2**40)
+)
+def test_kid_layout_reads_back_sender_and_epoch_distance(e: int, s: int, idx: int, epoch: int, current: int) -> None:
+    """One KID layout for every layer: the sender and the epoch distance a receiver reads from a KID."""
+    from orange_fast.sframe.kid import KidLayout
+
+    layout = KidLayout(epoch_bits=e, sender_bits=s)
+    idx %= 1 << s
+    kid = layout.kid(idx, epoch)
+    assert layout.sender_of(kid) == idx
+    assert layout.epoch_bits_of(kid) == epoch % (1 << e)
+    ahead = layout.epochs_ahead(kid, current)
+    assert ahead is not None and 0 <= ahead < 1 << e
+    assert (current + ahead) % (1 << e) == epoch % (1 << e)
+    assert layout.epochs_ahead(kid, None) is None
+    # the rtc helper and the session layer agree with the RFC layout for a power-of-two group
+    assert mls_kid(epoch, idx, 1 << s, epoch_bits=e) == kid
+
+
+def test_kid_layout_rejects_kids_out_of_range() -> None:
+    from orange_fast.sframe.kid import KidLayout, KidLayoutError
+
+    for bad in (-1, 1 << 64):
+        with pytest.raises(KidLayoutError):
+            KidLayout().sender_of(bad)
+        with pytest.raises(KidLayoutError):
+            KidLayout().epoch_bits_of(bad)
+    with pytest.raises(TypeError):
+        KidLayout().sender_of("1")  # type: ignore[arg-type]

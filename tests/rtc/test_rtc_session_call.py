@@ -35,6 +35,9 @@ def test_call_command_with_session_keys() -> None:
     assert len(groups) == 12 and all(len(g) == 5 and g.isdigit() for g in groups)
     for p in summary["participants"]:
         assert p["frames_encrypted"] > 0 and p["frames_decrypted"] > 0
+        # each remote's video and audio track is bound to that remote's MLS leaf (issue 9, finding 5)
+        assert p["tracks_bound_to_sender"] == 2 * (len(summary["participants"]) - 1)
+        assert "wrong_sender" not in p["frames_dropped"]
         for remote in p["frames_decrypted_per_remote"].values():
             assert remote["audio_frames_decoded"] > 0
             assert abs(remote["audio_hz"] - remote["audio_hz_expected"]) < 5

@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orange_fast.session.keys import EXPORTER_LABEL, EpochKeys, KeyOp, KeyRing, KeyScheduleError, KidLayout
+from orange_fast.session.keys import (
+    EXPORTER_LABEL,
+    EpochKeys,
+    KeyOp,
+    KeyRing,
+    KeyScheduleError,
+    KidLayout,
+    KidLayoutError,
+)
 
 # --------------------------------------------------------------------------- KID layout
 
@@ -46,17 +54,17 @@ def test_kid_fields_round_trip(e: int, s: int, idx: int, epoch: int, ctx: int) -
 
 def test_kid_bad_inputs() -> None:
     layout = KidLayout(epoch_bits=4, sender_bits=6)
-    with pytest.raises(KeyScheduleError):
+    with pytest.raises(KidLayoutError):
         layout.kid(64, 1)  # does not fit in 6 bits
-    with pytest.raises(KeyScheduleError):
+    with pytest.raises(KidLayoutError):
         layout.kid(-1, 1)
-    with pytest.raises(KeyScheduleError):
+    with pytest.raises(KidLayoutError):
         layout.kid(1, -1)
     with pytest.raises(TypeError):
         layout.kid("1", 1)  # type: ignore[arg-type]
-    with pytest.raises(KeyScheduleError):
+    with pytest.raises(KidLayoutError):
         KidLayout(epoch_bits=0)
-    with pytest.raises(KeyScheduleError):
+    with pytest.raises(KidLayoutError):
         KidLayout(epoch_bits=30, sender_bits=30, context=1 << 10)
 
 

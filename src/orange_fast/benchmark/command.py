@@ -164,7 +164,7 @@ def run_session(args: argparse.Namespace) -> int:
         return 2
     progress = _Progress()
     kwargs = {} if args.rounds is None else {"rounds": args.rounds}
-    result = run_session_bench(sizes, progress=progress, **kwargs)
+    result = run_session_bench(sizes, progress=progress, transitions=True, **kwargs)
     progress.done()
     return _emit(args, result, format_session_table(result))
 

@@ -23,6 +23,7 @@ clients running in parallel on their own devices.
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -30,7 +31,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["run_session_bench", "format_session_table", "DEFAULT_SIZES", "QUICK_SIZES"]
+__all__ = [
+    "run_session_bench",
+    "format_session_table",
+    "run_transition_bench",
+    "format_transition_table",
+    "DEFAULT_SIZES",
+    "QUICK_SIZES",
+]
 
 DEFAULT_SIZES = (2, 4, 8, 16, 32, 64)
 QUICK_SIZES = (2, 8)
@@ -64,18 +72,25 @@ async def _log_cost(server: Any, after_seq: int, clients: int) -> tuple[int, int
     return len(entries), size, size * clients
 
 
-async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
+async def _start_server(tmp: str) -> Any:
+    """A delivery service on 127.0.0.1 with its SQLite log in ``tmp``, started."""
     from ..delivery import DeliveryServer, SQLiteStorage
+
+    server = DeliveryServer(
+        "127.0.0.1", 0, SQLiteStorage(Path(tmp) / "log.db", synchronous="NORMAL"),
+        heartbeat_interval=1.0, eviction_timeout=30.0,
+    )
+    await server.start()
+    return server
+
+
+async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
     from ..session.client import SessionClient, SessionConfig
 
     config = SessionConfig(tick_interval=0.2, grace_period=1.0)
     options = {"backoff_initial": 0.02, "backoff_max": 0.2}
     with tempfile.TemporaryDirectory(prefix="orange-fast-session-bench-") as tmp:
-        server = DeliveryServer(
-            "127.0.0.1", 0, SQLiteStorage(Path(tmp) / "log.db", synchronous="NORMAL"),
-            heartbeat_interval=1.0, eviction_timeout=30.0,
-        )
-        await server.start()
+        server = await _start_server(tmp)
         members: list[SessionClient] = []
         try:
             for i in range(n - 1):
@@ -167,9 +182,18 @@ async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
 
 
 def run_session_bench(
-    sizes: Sequence[int] = DEFAULT_SIZES, progress: Progress = None, *, rounds: int = 3, timeout: float = 120.0
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    progress: Progress = None,
+    *,
+    rounds: int = 3,
+    timeout: float = 120.0,
+    transitions: bool = False,
 ) -> dict[str, Any]:
-    """Measure joins and leaves for each group size (see the module docstring); returns a dict."""
+    """Measure joins and leaves for each group size (see the module docstring); returns a dict.
+
+    ``transitions``: also :func:`run_transition_bench` (frames lost and keyframes per epoch
+    change under media, before and after holding), under the key ``"transitions"``.
+    """
     sizes = [int(n) for n in sizes]
     if any(n < 2 for n in sizes):
         raise ValueError("group sizes must be >= 2")
@@ -180,7 +204,13 @@ def run_session_bench(
         if progress is not None:
             progress(f"session: group of {n}")
         cases.append(asyncio.run(_bench_size(n, rounds, timeout)))
+    extra: dict[str, Any] = {}
+    if transitions:
+        if progress is not None:
+            progress("session: epoch transitions under media")
+        extra["transitions"] = run_transition_bench(timeout=timeout)
     return {
+        **extra,
         "sizes": sizes,
         "rounds": rounds,
         "cases": cases,
@@ -204,5 +234,213 @@ def format_session_table(result: dict[str, Any]) -> str:
             f"| {c['size']} | {c['join_s'] * 1000:.1f} | {c['leave_s'] * 1000:.1f} | {c['join_messages']:.0f} | "
             f"{c['join_log_bytes']:.0f} | {c['join_delivered_bytes']:.0f} | {c['leave_messages']:.0f} | "
             f"{c['leave_log_bytes']:.0f} |"
+        )
+    if "transitions" in result:
+        lines += [
+            "",
+            (
+                "Epoch transitions under media (3 members who stay, 50 frames/s each, a churner joins and leaves; "
+                "each member's media gets each epoch's keys U(0, 300 ms) after its session processed the commit):"
+            ),
+            "",
+            format_transition_table(result["transitions"]),
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- epoch transitions (issue 13)
+
+
+class _Track:
+    """What the rtc hooks read of an aiortc sender/receiver: the media kind."""
+
+    kind = "video"
+    _RTCRtpReceiver__kind = "video"
+
+
+async def _transition_run(
+    members: int, changes: int, max_delay: float, legacy: bool, seed: int, timeout: float
+) -> dict[str, Any]:
+    import queue
+    import random
+    import threading
+
+    from ..rtc.framing import transform_for
+    from ..rtc.receiver import FrameDropped, ReceiverProtection
+    from ..rtc.sender import SenderProtection
+    from ..rtc.stats import percentile
+    from ..rtc.transition import TransitionPolicy
+    from ..session.client import SessionClient, SessionConfig
+    from ..session.keys import EXPORTER_LABEL
+
+    policy = TransitionPolicy.legacy() if legacy else TransitionPolicy()
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+    config = SessionConfig(tick_interval=0.2)
+    options = {"backoff_initial": 0.02, "backoff_max": 0.2}
+    transform = transform_for("audio/opus")  # the frame is the SFrame payload: no codec framing to model
+    delays: list[float] = []
+
+    def slow_handshake(client: SessionClient) -> None:
+        """Each epoch's keys reach this client's media ``U(0, max_delay)`` s after it processed the commit."""
+        keys = client.frame_keys
+        install = keys.install
+        ready = [0.0]
+
+        def delayed(export_secret: Callable[..., bytes], epoch: int, own: int, indices: Any, now: float) -> int:
+            base = export_secret(EXPORTER_LABEL, b"", int(keys.suite.Nk))  # this epoch's secret, now
+            delay = rng.uniform(0.0, max_delay)
+            delays.append(delay)
+            at = max(loop.time() + delay, ready[0])  # epochs stay in order
+            ready[0] = at
+            members_now = list(indices)
+            loop.call_at(at, lambda: install(lambda *_: base, epoch, own, members_now, loop.time()))
+            return 0
+
+        keys.install = delayed  # type: ignore[method-assign,assignment]
+
+    with tempfile.TemporaryDirectory(prefix="orange-fast-transition-bench-") as tmp:
+        server = await _start_server(tmp)
+        core: list[SessionClient] = []
+        threads: list[threading.Thread] = []
+        queues: dict[tuple[int, int], queue.Queue] = {}
+        try:
+            for i in range(members):
+                client = SessionClient(server.url, _ROOM, _TOKEN, f"core{i}", config=config, delivery_options=options)
+                await client.start()
+                core.append(client)
+
+            def converged() -> bool:
+                keys = {(c.gen, c.epoch, c.send_kid() is not None) for c in core}
+                return len(keys) == 1 and all(c.in_group and len(c.roster) == members for c in core)
+
+            await _until(converged, timeout)
+            for c in core:
+                slow_handshake(c)
+            senders = [SenderProtection(_Track(), c, transitions=policy) for c in core]  # type: ignore[arg-type]
+            receivers: dict[tuple[int, int], ReceiverProtection] = {}
+            for r, c in enumerate(core):
+                for s in range(members):
+                    if s != r:
+                        receivers[(r, s)] = ReceiverProtection(_Track(), c, transitions=policy)  # type: ignore[arg-type]
+                        queues[(r, s)] = queue.Queue()
+
+            def decoder(key: tuple[int, int]) -> None:  # like aiortc's decoder thread
+                q, hook = queues[key], receivers[key]
+                while (item := q.get()) is not None:
+                    hook.hold.consumed(len(item))
+                    try:
+                        hook.unprotect("audio/opus", item)
+                    except FrameDropped:
+                        pass
+
+            for key in queues:
+                threads.append(threading.Thread(target=decoder, args=(key,), daemon=True))
+                threads[-1].start()
+            running = True
+            sent = [0]
+
+            async def media() -> None:  # 50 frames/s per member, every member receives every other
+                while running:
+                    for s, hook in enumerate(senders):
+                        kid, _force = hook.begin_frame(False)
+                        wire = hook.protect(transform, kid, b"frame %d" % sent[0])
+                        sent[0] += 1
+                        if wire is None:
+                            continue
+                        for r in range(members):
+                            if r != s:
+                                receivers[(r, s)].hold.queued(len(wire))
+                                queues[(r, s)].put(wire)
+                    await asyncio.sleep(0.02)
+
+            media_task = asyncio.ensure_future(media())
+            await asyncio.sleep(0.5)
+            epoch0 = core[0].epoch or 0
+            joiner: SessionClient | None = None
+            for k in range(changes):
+                target = (core[0].epoch or 0) + 1
+                if joiner is None:
+                    joiner = SessionClient(server.url, _ROOM, _TOKEN, f"j{k}", config=config, delivery_options=options)
+                    await joiner.start()
+                else:
+                    await joiner.leave()
+                    joiner = None
+                await _until(functools.partial(_reached, core, target), timeout)
+                await asyncio.sleep(max_delay + 0.3 + rng.uniform(0.0, 0.2))
+            epochs = (core[0].epoch or 0) - epoch0
+            running = False
+            await media_task
+            await asyncio.sleep(0.2)
+            if joiner is not None:
+                await joiner.crash()
+        finally:
+            for q in queues.values():
+                q.put(None)
+            for t in threads:
+                t.join(5)
+            for c in core:
+                await c.crash()
+            await server.stop()
+    recv = [h.stats.snapshot() for h in receivers.values()]
+    lost = sum(sum(r["dropped"].values()) for r in recv)
+    holds = [v for r in recv for v in r["hold_ms"]]
+    keyframes = sum(hook.stats.snapshot()["keyframes_forced_by_key_change"] for hook in senders)
+    dropped: dict[str, int] = {}
+    for snap in recv:
+        for reason, n in snap["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    return {
+        "policy": "legacy (no hold, keyframe on every key change)" if legacy else "hold + keyframes on joins",
+        "members": members,
+        "epoch_changes": epochs,
+        "frames_sent": sent[0],
+        "frames_decrypted": sum(r["decrypted"] for r in recv),
+        "frames_lost": lost,
+        "frames_lost_per_change": lost / max(1, epochs),
+        "keyframes_forced": keyframes,
+        "keyframes_per_change": keyframes / max(1, epochs),
+        "dropped": dropped,
+        "held_frames": len(holds),
+        "hold_ms_p50": percentile(holds, 0.5),
+        "hold_ms_p99": percentile(holds, 0.99),
+        "delay_ms_max": max(delays, default=0.0) * 1000,
+    }
+
+
+def _reached(clients: Sequence[Any], epoch: int) -> bool:
+    return all((c.epoch or 0) >= epoch for c in clients)
+
+
+def run_transition_bench(
+    *, members: int = 3, changes: int = 8, max_delay: float = 0.3, seed: int = 13, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Joins and leaves under media on loopback, before (legacy) and after (hold); see :func:`_transition_run`.
+
+    ``members`` stay for the whole run and exchange 50 frames/s each through the real rtc hooks
+    (decoder threads as in aiortc); a churner joins and leaves ``changes`` times; each member's
+    media sees each epoch's keys a random ``U(0, max_delay)`` s after its session processed
+    the commit (a slow handshake path per receiver).  Frames lost, keyframes and hold latency
+    count the members who stay.
+    """
+    if members < 2 or changes < 1 or not 0 <= max_delay <= 1.0:
+        raise ValueError("members >= 2, changes >= 1 and max_delay within 0..1 s")
+    return {
+        "before": asyncio.run(_transition_run(members, changes, max_delay, True, seed, timeout)),
+        "after": asyncio.run(_transition_run(members, changes, max_delay, False, seed, timeout)),
+    }
+
+
+def format_transition_table(result: dict[str, Any]) -> str:
+    """The result of :func:`run_transition_bench` as a Markdown table (one row per policy)."""
+    lines = [
+        "| policy | epoch changes | frames lost / change | keyframes / change | held frames | hold p50 ms | hold p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("before", "after"):
+        r = result[name]
+        lines.append(
+            f"| {name}: {r['policy']} | {r['epoch_changes']} | {r['frames_lost_per_change']:.1f} | "
+            f"{r['keyframes_per_change']:.2f} | {r['held_frames']} | {r['hold_ms_p50']:.0f} | {r['hold_ms_p99']:.0f} |"
         )
     return "\n".join(lines)

@@ -22,13 +22,15 @@ from typing import Any, Callable
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
 from ..rtc import compat
+from .churn import ChurnPlan, churn_report, run_churn
 from .janus import JanusClient
 from ..rtc.keys import FrameKeys, NoFrameKeys, StaticFrameKeys
 from .media import FrameSink, NumberedVideoTrack, ToneAudioTrack
 from ..rtc.peer import PeerProtection, enable_e2ee
 from .room import create_room, publish, subscribe
+from ..rtc.transition import TransitionPolicy
 
-__all__ = ["sfu_call", "tone_for"]
+__all__ = ["ChurnPlan", "sfu_call", "tone_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class _Member:
     video: NumberedVideoTrack | None = None
     audio: ToneAudioTrack | None = None
     sinks: list[tuple[int, FrameSink]] = field(default_factory=list)  # (feed, sink)
+    hooks: list[tuple[int, Any]] = field(default_factory=list)  # (feed, ReceiverProtection)
 
     def recv_stats(self) -> list[dict[str, Any]]:
         return [r for e in self.sub_e2ee for r in e.stats()["recv"]]
@@ -113,6 +116,18 @@ class _Recorder:
         }
 
 
+def _sender_index(keys: FrameKeys) -> int | None:
+    """The KID sender index of a participant's own frames: a static provider's index, or a
+    session client's MLS leaf (from its roster); ``None`` if unknown."""
+    if isinstance(keys, StaticFrameKeys):
+        return keys.index
+    client_id = getattr(keys, "client_id", None)
+    for entry in getattr(keys, "roster", ()):
+        if entry.identity == client_id:
+            return int(entry.leaf_index)
+    return None
+
+
 def _prefer(pc: RTCPeerConnection, kind: str, mime: str) -> None:
     for t in pc.getTransceivers():
         if t.kind == kind:
@@ -135,6 +150,8 @@ async def sfu_call(
     vp8_clear_header: bool = False,
     room: int | None = None,
     fps: int = 15,
+    churn: ChurnPlan | None = None,
+    transitions: TransitionPolicy | None = None,
 ) -> dict[str, Any]:
     """Run the call (inside the SFU's namespace) and return a JSON-friendly report.
 
@@ -143,21 +160,24 @@ async def sfu_call(
     show that it cannot decrypt new frames.  ``join_after``: seconds after which a new
     participant (index ``n``) joins: everyone moves to a new epoch that includes it,
     it publishes and subscribes, and the others subscribe to it.  (Both need the
-    default static keys.)
+    default static keys.)  ``churn``: joins, leaves and self-updates at the plan's times
+    (static keys; the report gets ``churn``: per change and pair of members present on both
+    sides, what was sent and decoded around it; see :func:`.churn.churn_report`).
+    ``transitions``: the hooks' epoch-change policy (default: hold, keyframes on joins).
     """
     if n < 2:
         raise ValueError("a call needs at least 2 participants")
-    if (leave_after is not None or join_after is not None) and keys is not None:
+    if (leave_after is not None or join_after is not None or churn is not None) and keys is not None:
         raise ValueError("leave/join scenarios use the built-in static keys")
     room = room if room is not None else 100000 + secrets.randbelow(800000)
     secret = secrets.token_bytes(32)
-    group = n + 1
+    group = n + 1 + (sum(1 for _, k in churn.events if k == "join") if churn else 0)
     if keys is None:
         keys = [StaticFrameKeys(i, group, secret, members=set(range(n))) for i in range(n)]
     mime = {"vp8": "video/vp8", "h264": "video/h264"}[videocodec]
     # Janus bundles every stream on one transport; BALANCED would start one per media kind
     config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-    opts = {"vp8_clear_header": vp8_clear_header}
+    opts: dict[str, Any] = {"vp8_clear_header": vp8_clear_header, "transitions": transitions}
     recorder = _Recorder()
     members = [_Member(i, keys[i], JanusClient(url)) for i in range(n)]
     observers: dict[str, _Member] = {}
@@ -187,9 +207,38 @@ async def sfu_call(
         _, mids = await subscribe(m.client, room, pc, wanted)
         for t in pc.getTransceivers():
             if t.mid in mids:
-                m.sinks.append((mids[t.mid], FrameSink(t.receiver.track)))
+                feed = mids[t.mid]
+                m.sinks.append((feed, FrameSink(t.receiver.track)))
                 if m.index == -2:
                     recorder.wrap_plain_receiver(t.receiver)
+                hook = getattr(t.receiver, "_orange_fast_e2ee", None)
+                if hook is not None:
+                    m.hooks.append((feed, hook))
+                    publisher = next((p for p in members if p.index == feeds.get(feed)), None)
+                    sender = _sender_index(publisher.keys) if publisher is not None else None
+                    if sender is not None and callable(getattr(m.keys, "sender_of", None)):
+                        # bind the track to the member the room says it carries (issue 9, finding 5)
+                        hook.bind_sender(sender)
+
+    feeds: dict[int, int] = {}
+
+    async def join(index: int, epoch: int, present: set[int]) -> _Member:
+        joiner = _Member(
+            index, StaticFrameKeys(index, group, secret, epoch=epoch, members=present | {index}), JanusClient(url)
+        )
+        members.append(joiner)
+        everyone.append(joiner)
+        await joiner.client.connect()
+        await start_publishing(joiner)
+        assert joiner.feed is not None
+        feeds[joiner.feed] = index
+        await start_subscription(joiner, [f for f, i in feeds.items() if i in present])
+        for m in members[:-1]:
+            if m.index in present:
+                await start_subscription(m, [joiner.feed])
+        for o in observers.values():
+            await start_subscription(o, [joiner.feed])
+        return joiner
 
     try:
         for m in everyone:
@@ -197,7 +246,7 @@ async def sfu_call(
         await create_room(members[0].client, room, videocodec=videocodec)
         for m in members:
             await start_publishing(m)
-        feeds = {m.feed: m.index for m in members}
+        feeds.update({m.feed: m.index for m in members if m.feed is not None})
         for m in everyone:
             await start_subscription(m, [f for f, i in feeds.items() if i != m.index])
         start = time.monotonic()
@@ -226,24 +275,9 @@ async def sfu_call(
                 for m in members:
                     if m.index in present:
                         m.keys.advance_epoch(epoch, members=everyone_now)  # type: ignore[attr-defined]
-                joiner = _Member(
-                    joiner_index,
-                    StaticFrameKeys(joiner_index, group, secret, epoch=epoch, members=everyone_now),
-                    JanusClient(url),
-                )
-                members.append(joiner)
-                everyone.append(joiner)
-                await joiner.client.connect()
-                await start_publishing(joiner)
-                assert joiner.feed is not None
-                feeds[joiner.feed] = joiner_index
-                await start_subscription(joiner, [f for f, i in feeds.items() if i in present])
-                for m in members[:-1]:
-                    if m.index in present:
-                        await start_subscription(m, [joiner.feed])
-                for o in observers.values():
-                    await start_subscription(o, [joiner.feed])
+                await join(joiner_index, epoch, present)
                 report["join"] = {"index": joiner_index, "epoch": epoch, "at": round(time.monotonic() - start, 3)}
+        churn_changes = await run_churn(churn, members, feeds, start, join) if churn is not None else None
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - start)))
         elapsed = time.monotonic() - start
         logger.debug("media phase over after %.2f s", elapsed)
@@ -251,6 +285,8 @@ async def sfu_call(
             for _, sink in m.sinks:
                 await sink.stop()
         report["elapsed"] = round(elapsed, 3)
+        if churn is not None and churn_changes is not None:
+            report["churn"] = churn_report(churn, churn_changes, members, feeds)
         for m in members:
             entry: dict[str, Any] = {
                 "index": m.index,

@@ -13,13 +13,20 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``orange-fast call``."""
     parser.add_argument("-n", "--participants", type=int, default=3, help="number of participants (default 3)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="seconds of media (default 5)")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds of media (default 5; 12 with --churn)")
     parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8", help="video codec (default vp8)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--static-keys", action="store_true",
                         help="fixed demo keys instead of the session layer (no delivery service, no MLS)")
     parser.add_argument("--record", metavar="DIR",
                         help="add a recording member (orange_fast.recorder) that writes one file per remote to DIR")
+    parser.add_argument("--churn", action="store_true",
+                        help="joins, leaves and self-updates during the call (7 epoch changes, static keys; "
+                             "12 s unless --seconds is given); the JSON gets `churn` and `transitions`")
+    parser.add_argument("--delay", type=float, default=0.0, metavar="MS",
+                        help="with --churn: extra delay (0-300 ms) before participant 1 processes each commit")
+    parser.add_argument("--legacy-transitions", action="store_true",
+                        help="no hold and a keyframe on every key change (the behaviour before holding)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,11 +39,20 @@ def run(args: argparse.Namespace) -> int:
     from .errors import JanusError, NetnsError
 
     logging.getLogger("aiortc").setLevel(logging.ERROR)
+    args.seconds_given = args.seconds is not None
+    if args.seconds is None:
+        args.seconds = 5.0
     if args.participants < 2:
         print("orange-fast call: a call needs at least 2 participants", file=sys.stderr)
         return 2
-    if args.record and args.static_keys:
-        print("orange-fast call: --record needs the session layer (not --static-keys)", file=sys.stderr)
+    if args.churn and not 0 <= args.delay <= 300:
+        print("orange-fast call: --delay must be within 0..300 ms", file=sys.stderr)
+        return 2
+    from ..rtc.transition import TransitionPolicy
+
+    policy = TransitionPolicy.legacy() if args.legacy_transitions else TransitionPolicy()
+    if args.record and (args.static_keys or args.churn):
+        print("orange-fast call: --record needs the session layer (not --static-keys or --churn)", file=sys.stderr)
         return 2
     try:
         if args.record:
@@ -48,8 +64,14 @@ def run(args: argparse.Namespace) -> int:
             except RecordingError as exc:
                 print(f"orange-fast call: {exc}", file=sys.stderr)
                 return 2
+        elif args.churn:
+            from .call import ChurnPlan
+
+            seconds = args.seconds if args.seconds_given else 12.0
+            summary = run_call(max(args.participants, 3), seconds, videocodec=args.codec,
+                               churn=ChurnPlan.default(seconds, delay=args.delay / 1000.0), transitions=policy)
         elif args.static_keys:
-            summary = run_call(args.participants, args.seconds, videocodec=args.codec)
+            summary = run_call(args.participants, args.seconds, videocodec=args.codec, transitions=policy)
         else:
             from .session_room import SessionRoom
 
@@ -57,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             # group first; the hooks then take their SFrame keys from those clients
             with SessionRoom(args.participants) as room:
                 summary = run_call(args.participants, args.seconds, videocodec=args.codec,
-                                   keys=room.clients, safety_numbers=room.safety_numbers())
+                                   keys=room.clients, safety_numbers=room.safety_numbers(), transitions=policy)
                 summary["delivery_service"] = room.url
                 summary["epoch"] = room.clients[0].epoch
     except (JanusError, NetnsError, ValueError, TimeoutError) as exc:

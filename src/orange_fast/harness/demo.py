@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from .aio import run_bounded
-from .call import sfu_call, tone_for
+from .call import ChurnPlan, sfu_call, tone_for
 from .errors import JanusError
 from .janus import JanusServer, janus_available
 from ..rtc.keys import FrameKeys
+from ..rtc.transition import TransitionPolicy
 
 __all__ = ["run_call", "summarize", "format_summary"]
 
@@ -27,11 +28,15 @@ def run_call(
     keys: Sequence[FrameKeys] | None = None,
     safety_numbers: Sequence[str] | None = None,
     before_media: Callable[[], None] | None = None,
+    churn: ChurnPlan | None = None,
+    transitions: TransitionPolicy | None = None,
 ) -> dict[str, Any]:
     """Run an ``n``-party call for ``seconds`` and return :func:`summarize`'s summary.
 
     ``keys`` (one provider per participant, e.g. from ``orange_fast.session``) defaults
     to static demo keys; ``safety_numbers`` are shown per participant when given.
+    ``churn`` adds joins, leaves and self-updates (static keys); the summary then has
+    ``churn`` (per change and pair) and ``transitions`` (the totals).
 
     Raises:
         JanusError: Janus or network namespaces are unavailable (the message says why).
@@ -50,7 +55,15 @@ def run_call(
             before_media()
         report = server.netns.run(
             lambda: run_bounded(
-                sfu_call(server.url, n=n, seconds=seconds, videocodec=videocodec, keys=list(keys) if keys else None),
+                sfu_call(
+                    server.url,
+                    n=n,
+                    seconds=seconds,
+                    videocodec=videocodec,
+                    keys=list(keys) if keys else None,
+                    churn=churn,
+                    transitions=transitions,
+                ),
                 timeout=seconds + 90,
             ),
             timeout=seconds + 120,
@@ -72,7 +85,12 @@ def summarize(report: dict[str, Any], safety_numbers: Sequence[str] | None = Non
                 "audio_hz": data.get("audio_hz", 0.0),
                 "audio_hz_expected": tone_for(int(remote)),
             }
-        decrypted = sum(r["decrypted"] for r in p["e2ee"]["subscriber"].get("recv", []))
+        recv = [r for r in p["e2ee"]["subscriber"].get("recv", []) if r["codec"]]
+        decrypted = sum(r["decrypted"] for r in recv)
+        drops: dict[str, int] = {}
+        for r in recv:
+            for reason, count in r["dropped"].items():
+                drops[reason] = drops.get(reason, 0) + count
         encrypted = sum(s["encrypted"] for s in p["e2ee"]["publisher"].get("send", []))
         participants.append(
             {
@@ -81,10 +99,16 @@ def summarize(report: dict[str, Any], safety_numbers: Sequence[str] | None = Non
                 "frames_encrypted": encrypted,
                 "frames_decrypted": decrypted,
                 "frames_decrypted_per_remote": remotes,
+                "frames_dropped": drops,
+                "tracks_bound_to_sender": sum(1 for r in recv if r.get("bound_sender") is not None),
                 "safety_number": safety_numbers[p["index"]] if safety_numbers else None,
             }
         )
     keyless = report.get("keyless_observer", {})
+    extra: dict[str, Any] = {}
+    if "churn" in report:
+        extra = {"churn": report["churn"]["changes"], "churn_plan": report["churn"]["plan"],
+                 "transitions": report["churn"]["transitions"]}
     return {
         "room": report["room"],
         "videocodec": report["videocodec"],
@@ -94,6 +118,7 @@ def summarize(report: dict[str, Any], safety_numbers: Sequence[str] | None = Non
             "decoded_frames": keyless.get("decoded_video_frames", 0) + keyless.get("decoded_audio_frames", 0),
         },
         "sfu_view": report.get("sfu_view", {}),
+        **extra,
     }
 
 
@@ -121,5 +146,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{view['identical_to_sender_ciphertext']} identical to the senders' SFrame ciphertext, "
             f"{view['plaintext_windows_found']} of {view['plaintext_windows_checked']} plaintext windows found; "
             f"sample {view['sample']}..."
+        )
+    t = summary.get("transitions")
+    if t:
+        lines.append(
+            f"churn: {t['epoch_changes']} epoch changes, frames lost video {t['frames_lost']['video']} "
+            f"audio {t['frames_lost']['audio']}, keyframes forced {t['keyframes_forced']}, dropped {t['dropped']}, "
+            f"{t['held_frames']} frames held (p50 {t['hold_ms_p50']} ms, p99 {t['hold_ms_p99']} ms), "
+            f"removed members decoded {t['removed_decoded_after_removal']} frames after their removal"
         )
     return "\n".join(lines)

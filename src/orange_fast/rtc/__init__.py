@@ -24,8 +24,9 @@ from .errors import (
     UnsupportedAiortcError,
     UnsupportedCodecError,
 )
-from .keys import FrameKeys, NoFrameKeys, StaticFrameKeys, mls_kid
+from .keys import FrameKeys, KidLayout, NoFrameKeys, StaticFrameKeys, mls_kid
 from .stats import DropReason, TrackStats
+from .transition import TransitionPolicy
 
 __all__ = [
     "enable_e2ee",
@@ -38,7 +39,9 @@ __all__ = [
     "StaticFrameKeys",
     "NoFrameKeys",
     "mls_kid",
+    "KidLayout",
     "TrackStats",
+    "TransitionPolicy",
     "DropReason",
     "check_aiortc",
     "SUPPORTED_AIORTC",

@@ -61,6 +61,16 @@ class FrameTransform:
         """Encrypt ``frame`` under ``kid``; raises SFrame errors or :class:`FramingError`."""
         raise NotImplementedError
 
+    def kid_of(self, wire: bytes) -> int:
+        """The KID in a protected frame's SFrame header (not authenticated); raises SFrame
+        errors or :class:`FramingError` on a malformed frame."""
+        from orange_fast.sframe import decode_header
+
+        return int(decode_header(self._sframe_part(wire))[0])
+
+    def _sframe_part(self, wire: bytes) -> bytes:
+        return wire
+
     def unprotect(self, context: Context, wire: bytes) -> tuple[int, bytes]:
         """Return ``(kid, plaintext frame)``; raises SFrame errors or :class:`FramingError`."""
         raise NotImplementedError
@@ -105,6 +115,13 @@ class Vp8Transform(FrameTransform):
             raise FramingError("VP8 frame shorter than its payload header")
         clear = bytes(frame[:n])
         return clear + context.encrypt(kid, frame[n:], self._metadata(clear))
+
+    def _sframe_part(self, wire: bytes) -> bytes:
+        if not self.clear_header:
+            return wire
+        if not wire:
+            raise FramingError("empty VP8 frame")
+        return wire[vp8_header_size(wire[0]) :]
 
     def unprotect(self, context: Context, wire: bytes) -> tuple[int, bytes]:
         if not self.clear_header:
@@ -168,6 +185,11 @@ class H264Transform(FrameTransform):
 
     def protect(self, context: Context, kid: int, frame: bytes) -> bytes:
         return h264.join_annexb(self.protect_nals(context, kid, frame))
+
+    def _sframe_part(self, wire: bytes) -> bytes:
+        for nal in h264.parse_wire(wire):
+            return h264.unescape(self._split_nal(nal)[1])  # the SFrame header opens the first NAL
+        raise FramingError("H.264 frame without a NAL unit")
 
     def unprotect(self, context: Context, wire: bytes) -> tuple[int, bytes]:
         from orange_fast.sframe import decode_header

@@ -11,6 +11,7 @@ from .errors import AlreadyProtectedError
 from .keys import FrameKeys
 from .receiver import ReceiverProtection, protect_receiver
 from .sender import SenderProtection, protect_sender
+from .transition import TransitionPolicy
 
 __all__ = ["PeerProtection", "enable_e2ee"]
 
@@ -50,11 +51,13 @@ def enable_e2ee(
     *,
     vp8_clear_header: bool = False,
     keyframe_interval: float = 1.0,
+    transitions: TransitionPolicy | None = None,
 ) -> PeerProtection:
     """SFrame-protect every sender and receiver of ``pc``, including transceivers created later.
 
     Call it right after creating the peer connection (before the first negotiation).
-    Both ends must use the same ``vp8_clear_header``.
+    Both ends must use the same ``vp8_clear_header``.  ``transitions`` sets the epoch
+    change behaviour (hold bounds, keyframe policy; default :class:`TransitionPolicy`).
 
     Raises:
         UnsupportedAiortcError: aiortc outside the supported range or internals changed.
@@ -69,7 +72,8 @@ def enable_e2ee(
         raise TypeError("keys must implement orange_fast.rtc.FrameKeys (context, send_kid, key_generation)")
     if not keyframe_interval >= 0:
         raise ValueError("keyframe_interval must be >= 0")
-    protection = PeerProtection(keys, {"vp8_clear_header": vp8_clear_header, "keyframe_interval": keyframe_interval})
+    options = {"vp8_clear_header": vp8_clear_header, "keyframe_interval": keyframe_interval, "transitions": transitions}
+    protection = PeerProtection(keys, options)
     for transceiver in pc.getTransceivers():
         protection.hook_transceiver(transceiver)
     original = getattr(pc, compat.PC_CREATE_TRANSCEIVER)

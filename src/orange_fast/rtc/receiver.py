@@ -2,9 +2,13 @@
 
 The receiver's decoder-queue ``put`` is wrapped so every complete encoded frame is
 handed to the decoder thread as a frame whose ``data`` decrypts on first access.
-A frame that cannot be decrypted raises :class:`FrameDropped` (an
-``av.error.InvalidDataError``): aiortc 1.16 then drops it and, for video, asks for a
-keyframe; that request passes through a rate limiter (one per interval).
+A frame under a KID the provider does not hold yet is *held* (the decoder thread waits,
+bounded in time and bytes, until the provider installs new keys: see
+:mod:`.transition`), so an epoch change loses nothing.  A frame that cannot be decrypted
+raises :class:`FrameDropped` (an ``av.error.InvalidDataError``): aiortc 1.16 then drops it
+and, for video, asks for a keyframe; that request passes through a rate limiter (one per
+interval).  A receiver bound to a sender (:meth:`ReceiverProtection.bind_sender`) drops
+authenticated frames whose KID names another sender (``wrong_sender``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import av.error
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+from orange_fast.sframe import SFrameError
+
 from . import compat
 from .errors import AlreadyProtectedError, FramingError, UnsupportedCodecError
 from .framing import FrameTransform, transform_for
-from .keys import FrameKeys
+from .keys import FrameKeys, kid_is_ahead, kid_sender
 from .ratelimit import KeyframeLimiter
 from .stats import DropReason, TrackStats
+from .transition import HoldState, TransitionPolicy
 
 __all__ = ["ReceiverProtection", "protect_receiver", "FrameDropped"]
 
@@ -66,14 +73,38 @@ class ReceiverProtection:
         *,
         vp8_clear_header: bool = False,
         keyframe_interval: float = 1.0,
+        transitions: TransitionPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         self.vp8_clear_header = vp8_clear_header
         self.stats = TrackStats(kind=_receiver_kind(receiver), direction="recv")
         self.limiter = KeyframeLimiter(keyframe_interval)
+        self.hold = HoldState(transitions or TransitionPolicy(), clock)
         self._clock = clock
         self._transforms: dict[str, FrameTransform | None] = {}
+        self._expected_sender: int | None = None
+
+    def bind_sender(self, sender: int | None) -> None:
+        """Accept only frames whose (authenticated) KID names ``sender`` (``None``: any sender).
+
+        ``sender`` is the sender index of the KID layout (the MLS leaf index with the
+        session layer): the participant the application expects on this track.  The
+        check runs after decryption, so the KID is authenticated.  Raises ``TypeError``
+        if the key provider cannot name a KID's sender (no ``sender_of``).
+        """
+        if sender is not None:
+            if not isinstance(sender, int) or isinstance(sender, bool) or sender < 0:
+                raise TypeError("sender must be a non-negative int or None")
+            if not callable(getattr(self.keys, "sender_of", None)):
+                raise TypeError("the key provider has no sender_of(kid): it cannot bind a sender")
+        self._expected_sender = sender
+        self.stats.bound_sender = sender
+
+    @property
+    def expected_sender(self) -> int | None:
+        """The sender this receiver is bound to, or ``None``."""
+        return self._expected_sender
 
     def __repr__(self) -> str:
         return f"ReceiverProtection(kind={self.stats.kind!r}, codec={self.stats.codec!r})"
@@ -87,32 +118,66 @@ class ReceiverProtection:
         return self._transforms[mime]
 
     def unprotect(self, mime: str, wire: bytes) -> bytes:
-        """Decrypt one received frame (decoder thread).  Raises :class:`FrameDropped`."""
-        from orange_fast import sframe
+        """Decrypt one received frame (decoder thread).  Raises :class:`FrameDropped`.
 
+        A frame under a KID not held yet waits for the provider's next keys (bounded).
+        """
         transform = self._transform(mime)
+        reason: str | None
         if transform is None:
             reason = DropReason.UNSUPPORTED_CODEC
         else:
             self.stats.codec = transform.name
-            try:
-                kid, plain = transform.unprotect(self.keys.context, wire)
-            except sframe.UnknownKeyError:
-                reason = DropReason.UNKNOWN_KEY
-            except sframe.AuthenticationError:
-                reason = DropReason.AUTH
-            except sframe.ReplayError:
-                reason = DropReason.REPLAY
-            except (sframe.MalformedHeaderError, FramingError):
-                reason = DropReason.MALFORMED
-            except (sframe.SFrameError, ValueError, TypeError, OverflowError):
-                # whatever a hostile frame triggers, the decoder thread must survive it
-                reason = DropReason.MALFORMED
-            else:
-                self.stats.count_decrypted(kid)
-                return plain
+            started: float | None = None
+            while True:
+                generation = self.keys.key_generation()
+                reason, kid, plain = self._try_unprotect(transform, wire)
+                if reason != DropReason.UNKNOWN_KEY or not self.hold.should_hold(generation):
+                    break
+                if not self._may_come(transform, wire):
+                    break
+                if started is None:
+                    started = self._clock()
+                stop = self.hold.wait(self.keys.key_generation, generation, started)
+                if stop is not None:
+                    reason = stop if stop != "stopped" else DropReason.UNKNOWN_KEY
+                    break
+            if started is not None and reason is None:
+                self.stats.count_held(self._clock() - started)
+            if reason is None:
+                expected = self._expected_sender
+                if expected is not None and kid_sender(self.keys, kid) != expected:
+                    reason = DropReason.WRONG_SENDER
+                else:
+                    self.stats.count_decrypted(kid)
+                    return plain
+        assert reason is not None
         self.stats.count_dropped(reason)
         raise FrameDropped(reason)
+
+    def _may_come(self, transform: FrameTransform, wire: bytes) -> bool:
+        """Whether the frame's (unauthenticated) KID names an epoch we may still install."""
+        try:
+            return kid_is_ahead(self.keys, transform.kid_of(wire))
+        except (SFrameError, FramingError, ValueError, TypeError, OverflowError):
+            return False  # a header we cannot read will not decrypt later either
+
+    def _try_unprotect(self, transform: FrameTransform, wire: bytes) -> tuple[str | None, int, bytes]:
+        from orange_fast import sframe
+
+        try:
+            kid, plain = transform.unprotect(self.keys.context, wire)
+        except sframe.UnknownKeyError:
+            return DropReason.UNKNOWN_KEY, 0, b""
+        except sframe.AuthenticationError:
+            return DropReason.AUTH, 0, b""
+        except sframe.ReplayError:
+            return DropReason.REPLAY, 0, b""
+        except (sframe.SFrameError, FramingError, ValueError, TypeError, OverflowError):
+            # malformed headers or framing, and whatever else a hostile frame triggers:
+            # the decoder thread must survive it
+            return DropReason.MALFORMED, 0, b""
+        return None, kid, plain
 
     def allow_keyframe_request(self) -> bool:
         """Rate limit for outgoing PLIs (event loop)."""
@@ -132,10 +197,12 @@ class _ProtectedFrame(JitterFrame):
         self._mime = mime
         self._hook = hook
         self._plain: bytes | None = None
+        hook.hold.queued(len(self._wire))
 
     @property  # type: ignore[override]
     def data(self) -> bytes:
         if self._plain is None:
+            self._hook.hold.consumed(len(self._wire))
             self._plain = self._hook.unprotect(self._mime, self._wire)
         return self._plain
 
@@ -154,9 +221,13 @@ def protect_receiver(
     *,
     vp8_clear_header: bool = False,
     keyframe_interval: float = 1.0,
+    transitions: TransitionPolicy | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReceiverProtection:
     """Decrypt every frame ``receiver`` receives; undecryptable frames are dropped.
+
+    ``transitions`` bounds how long a frame of a not-yet-installed epoch is held
+    (default :class:`~orange_fast.rtc.transition.TransitionPolicy`).
 
     Must be installed before the first frame arrives (e.g. right after creating the
     transceiver, or through :func:`orange_fast.rtc.enable_e2ee`).
@@ -173,7 +244,12 @@ def protect_receiver(
         raise AlreadyProtectedError("this RTCRtpReceiver already has E2EE hooks")
     _install_log_filter()
     hook = ReceiverProtection(
-        receiver, keys, vp8_clear_header=vp8_clear_header, keyframe_interval=keyframe_interval, clock=clock
+        receiver,
+        keys,
+        vp8_clear_header=vp8_clear_header,
+        keyframe_interval=keyframe_interval,
+        transitions=transitions,
+        clock=clock,
     )
     queue = getattr(receiver, compat.RECEIVER_QUEUE_SLOT)
     original_put = queue.put
@@ -182,6 +258,8 @@ def protect_receiver(
         if item is not None:
             codec, frame = item
             item = (codec, _ProtectedFrame(frame, codec.mimeType.lower(), hook))
+        else:  # the receiver is stopping: a held frame must not delay the decoder thread's join
+            hook.hold.stop()
         original_put(item, block, timeout)
 
     queue.put = put

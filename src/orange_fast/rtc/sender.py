@@ -10,6 +10,7 @@ so aiortc's keyframe requests (PLI/FIR), bitrate adaptation (REMB, via the inher
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -23,9 +24,10 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from . import compat
 from .errors import AlreadyProtectedError, FramingError, UnsupportedCodecError
 from .framing import FrameTransform, H264Transform, transform_for
-from .keys import FrameKeys
+from .keys import FrameKeys, keyframe_generation
 from .ratelimit import KeyframeLimiter
 from .stats import DropReason, TrackStats
+from .transition import TransitionPolicy
 
 __all__ = ["SenderProtection", "protect_sender"]
 
@@ -44,14 +46,17 @@ class SenderProtection:
         *,
         vp8_clear_header: bool = False,
         keyframe_interval: float = 1.0,
+        transitions: TransitionPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         self.vp8_clear_header = vp8_clear_header
         self.stats = TrackStats(kind=sender.kind, direction="send")
         self.limiter = KeyframeLimiter(keyframe_interval)
+        self.policy = transitions or TransitionPolicy()
         self._clock = clock
         self._last_generation: int | None = None
+        self._keyframe_due = threading.Event()
         self._sender = sender
 
     def __repr__(self) -> str:
@@ -61,13 +66,17 @@ class SenderProtection:
     def on_keyframe_request(self) -> None:
         """PLI/FIR from the remote end: honoured at most once per interval, the rest coalesced."""
         self.stats.add("keyframe_requests_received")
-        self.limiter.request(self._clock())
+        if self.limiter.request(self._clock()):
+            self._keyframe_due.set()  # granted now: the next frame is a keyframe
 
     # -- called from the encoder thread ---------------------------------------------------
     def begin_frame(self, force_keyframe: bool, *, video: bool = True) -> tuple[int | None, bool]:
         """Snapshot the send KID for the next frame and decide whether it must be a keyframe.
 
-        Audio frames all decode independently: they take the KID snapshot only.
+        A key change forces a keyframe only when the policy says so: with ``"join"`` (the
+        default) when the provider's keyframe generation changed (a member joined), with
+        ``"every"`` on every send-key change.  Audio frames all decode independently: they
+        take the KID snapshot only.
         """
         while True:
             generation = self.keys.key_generation()
@@ -76,17 +85,22 @@ class SenderProtection:
                 break
         if not video:
             return kid, False
+        if self.policy.keyframes == "join":
+            generation = keyframe_generation(self.keys)
         now = self._clock()
         force = force_keyframe
         if generation != self._last_generation:
             if self._last_generation is not None:
                 self.stats.add("keyframes_forced_by_key_change")
             self._last_generation = generation
-            self.limiter.force(now)
+            # a keyframe for a key change does not use up the request budget: a joiner's
+            # own request, right after its subscription starts, is still honoured at once
             force = True
-        elif self.limiter.poll(now):
+        elif self._keyframe_due.is_set() or self.limiter.poll(now):
             self.stats.add("keyframe_requests_honoured")
             force = True
+        if force:
+            self._keyframe_due.clear()
         return kid, force
 
     def protect(self, transform: FrameTransform, kid: int | None, frame: bytes) -> bytes | None:
@@ -224,6 +238,7 @@ def protect_sender(
     *,
     vp8_clear_header: bool = False,
     keyframe_interval: float = 1.0,
+    transitions: TransitionPolicy | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SenderProtection:
     """Encrypt every frame ``sender`` sends with SFrame under ``keys``.
@@ -247,7 +262,12 @@ def protect_sender(
         # an unprotected encoder already exists: replace it (the next frame uses ours)
         setattr(sender, compat.SENDER_ENCODER_SLOT, None)
     hook = SenderProtection(
-        sender, keys, vp8_clear_header=vp8_clear_header, keyframe_interval=keyframe_interval, clock=clock
+        sender,
+        keys,
+        vp8_clear_header=vp8_clear_header,
+        keyframe_interval=keyframe_interval,
+        transitions=transitions,
+        clock=clock,
     )
     original_next = sender._next_encoded_frame
 

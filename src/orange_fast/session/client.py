@@ -214,6 +214,15 @@ class SessionClient:
     def key_generation(self) -> int:
         return self.frame_keys.key_generation()
 
+    def keyframe_generation(self) -> int:
+        return self.frame_keys.keyframe_generation()
+
+    def sender_of(self, kid: int) -> int:
+        return self.frame_keys.sender_of(kid)
+
+    def epochs_ahead(self, kid: int) -> int | None:
+        return self.frame_keys.epochs_ahead(kid)
+
     # ------------------------------------------------------------------ state
 
     @property

@@ -2,8 +2,11 @@
 
 A thin adapter over :class:`orange_fast.session.keys.EpochKeys` (RFC 9605 §5.2 keys and
 KIDs per MLS epoch, previous epochs kept for a grace period): it owns the SFrame
-:class:`~orange_fast.sframe.Context`, and adds the ``key_generation()`` counter the hooks
-use to force a keyframe whenever the send key changes.  The caller (the session client)
+:class:`~orange_fast.sframe.Context`, and adds the counters the hooks read:
+``key_generation()`` (every send-key change) and ``keyframe_generation()`` (only an epoch
+that adds a member: receivers hold frames of an epoch they have not reached, so a leave or
+a self-update loses nothing and needs no keyframe; a joiner has no earlier picture), and
+``sender_of(kid)`` (the leaf index a KID names, to bind a receiver to its sender).  The caller (the session client)
 passes the time (``now``, the event loop's clock) and calls :meth:`expire` after the
 grace period; this module reads no clock.
 """
@@ -35,7 +38,8 @@ class SessionFrameKeys:
         self._keys = EpochKeys(self._context, layout=layout, grace_period=grace_period)
         self._lock = threading.Lock()
         self._generation = 0
-        self._epochs: list[tuple[int, int]] = []
+        self._keyframe_generation = 0
+        self._members: frozenset[int] | None = None
 
     def __repr__(self) -> str:
         return f"SessionFrameKeys({self._keys!r}, generation={self._generation})"
@@ -52,6 +56,19 @@ class SessionFrameKeys:
         with self._lock:
             return self._generation
 
+    def keyframe_generation(self) -> int:
+        """Changes when an epoch adds a member (a joiner needs a keyframe; nothing else does)."""
+        with self._lock:
+            return self._keyframe_generation
+
+    def sender_of(self, kid: int) -> int:
+        """The MLS leaf index of the sender a KID names (RFC 9605 §5.2 layout)."""
+        return self._keys.layout.sender_of(kid)
+
+    def epochs_ahead(self, kid: int) -> int | None:
+        """How many epochs after the current one ``kid``'s epoch lies (mod 2**E), or ``None``."""
+        return self._keys.layout.epochs_ahead(kid, self._keys.epoch)
+
     # -- management --------------------------------------------------------------------
     def install(
         self,
@@ -62,9 +79,13 @@ class SessionFrameKeys:
         now: float,
     ) -> int:
         """Install the keys of a new epoch from the MLS exporter; return the new send KID."""
+        members = frozenset(indices)
         with self._lock:
-            kid = self._keys.install_from_exporter(export_secret, epoch, own_index, list(indices), now)
+            kid = self._keys.install_from_exporter(export_secret, epoch, own_index, members, now)
             self._generation += 1
+            if self._members is None or members - self._members:  # first epoch, a rejoin or a join
+                self._keyframe_generation += 1
+            self._members = members
             return kid
 
     def expire(self, now: float) -> None:
@@ -76,6 +97,7 @@ class SessionFrameKeys:
         with self._lock:
             had_key = self._keys.send_kid is not None or bool(self._keys.installed())
             self._keys.clear()
+            self._members = None
             if had_key:
                 self._generation += 1
 

@@ -15,7 +15,8 @@ own KID and a *receive* key for every other member's KID.
 Choices (identical on all members, so all derive the same KIDs):
 
 * ``E`` (``epoch_bits``, default 8) and ``S`` (``sender_bits``, default 16, i.e. groups of
-  up to 65 536 leaves) are fixed per :class:`KidLayout`, not derived from the tree size.
+  up to 65 536 leaves) are fixed per :class:`~orange_fast.sframe.kid.KidLayout` (the one
+  definition of the layout, shared with the aiortc hooks), not derived from the tree size.
   With the default ``context = 0``, ``S`` does not change any KID at all (it only places
   the context field), so a fixed ``S`` costs nothing; a leaf index that does not fit in
   ``S`` bits is refused.  KIDs stay small: a 40-member group at epoch 5 uses KIDs below
@@ -41,9 +42,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..sframe.kid import KidLayout, KidLayoutError
+
 __all__ = [
     "EXPORTER_LABEL",
     "KidLayout",
+    "KidLayoutError",
     "KeyOp",
     "KeyRing",
     "EpochKeys",
@@ -61,43 +65,6 @@ def _int(v: object, what: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool):
         raise TypeError(f"{what} must be an int")
     return v
-
-
-@dataclass(frozen=True)
-class KidLayout:
-    """The RFC 9605 §5.2 KID layout: ``E`` epoch bits, ``S`` sender bits, a context value."""
-
-    epoch_bits: int = 8
-    sender_bits: int = 16
-    context: int = 0
-
-    def __post_init__(self) -> None:
-        e = _int(self.epoch_bits, "epoch_bits")
-        s = _int(self.sender_bits, "sender_bits")
-        c = _int(self.context, "context")
-        if not 1 <= e <= 32:
-            raise KeyScheduleError("epoch_bits must be in 1..32")
-        if not 1 <= s <= 32:
-            raise KeyScheduleError("sender_bits must be in 1..32")
-        if c < 0 or c.bit_length() > 64 - s - e:
-            raise KeyScheduleError("context does not fit in the remaining KID bits")
-
-    def kid(self, sender_index: int, epoch: int, context: int | None = None) -> int:
-        """``(context << (S+E)) | (sender_index << E) | (epoch mod 2**E)``."""
-        idx = _int(sender_index, "sender_index")
-        ep = _int(epoch, "epoch")
-        ctx = self.context if context is None else _int(context, "context")
-        if idx < 0 or idx >= 1 << self.sender_bits:
-            raise KeyScheduleError(f"sender index {idx} does not fit in {self.sender_bits} bits")
-        if ep < 0:
-            raise KeyScheduleError("epoch must be >= 0")
-        if ctx < 0 or ctx.bit_length() > 64 - self.sender_bits - self.epoch_bits:
-            raise KeyScheduleError("context does not fit in the remaining KID bits")
-        e, s = self.epoch_bits, self.sender_bits
-        return (ctx << (s + e)) | (idx << e) | (ep & ((1 << e) - 1))
-
-    def low_bits(self, epoch: int) -> int:
-        return epoch & ((1 << self.epoch_bits) - 1)
 
 
 @dataclass(frozen=True)
@@ -182,8 +149,11 @@ class KeyRing:
         if self.current is not None:
             if ep == self.current.epoch:
                 raise KeyScheduleError(f"epoch {ep} is already installed")
-        send_kid = self.layout.kid(own, ep)
-        recv = frozenset(self.layout.kid(i, ep) for i in idxs)  # validates every index
+        try:
+            send_kid = self.layout.kid(own, ep)
+            recv = frozenset(self.layout.kid(i, ep) for i in idxs)  # validates every index
+        except KidLayoutError as exc:
+            raise KeyScheduleError(str(exc)) from None
         ops: list[tuple[KeyOp, bytes | None]] = []
         keep: list[_Epoch] = []
         olds = list(self.previous) + ([self.current] if self.current is not None else [])
