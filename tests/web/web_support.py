@@ -1,0 +1,102 @@
+"""The one place the web tests start Node, the delivery server and Python peers.
+
+* :data:`WEB` / :func:`require_build` -- the ``web/`` package; tests skip with a reason when
+  node/npm or the build (``npm ci && npm run build`` in ``web/``, done by ``scripts/setup.sh``)
+  are absent.
+* :class:`Oracle` -- a long-lived ``node dist-test/test/tools/oracle.js`` answering JSON requests
+  (one per line), used by the differential tests.
+* :func:`start_server` -- a real :class:`~orange_fast.delivery.DeliveryServer` over a real SQLite
+  file on 127.0.0.1 (adapt here when the server's token scheme changes).
+* :func:`node_env` -- environment of a Node subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+DIST_TEST = WEB / "dist-test"
+ORACLE_JS = DIST_TEST / "test" / "tools" / "oracle.js"
+SESSION_JS = DIST_TEST / "test" / "tools" / "session_peer.js"
+TOKEN = b"test-room-token-0123456789abcdef"
+
+
+def node() -> str | None:
+    """Path of ``node`` (20 or later), or None."""
+    return shutil.which("node")
+
+
+def require_node() -> str:
+    """``node`` and ``npm`` with ``web/node_modules`` installed, else skip."""
+    exe = node()
+    if exe is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not installed (apt-get install nodejs npm): web tests skipped")
+    if not (WEB / "node_modules").is_dir():
+        pytest.skip("web/node_modules absent: run `npm ci` in web/ (scripts/setup.sh does)")
+    return exe
+
+
+def require_build() -> str:
+    """``node`` plus the compiled test tools (``npm run build -- --tests`` in web/), built here if needed."""
+    exe = require_node()
+    if not ORACLE_JS.exists():
+        subprocess.run([exe, "build.mjs", "--tests"], cwd=WEB, check=True, timeout=120, capture_output=True)
+    return exe
+
+
+def node_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("ORANGE_FAST_VECTORS", str(ROOT.parent / "shared" / "vectors"))
+    return env
+
+
+class Oracle:
+    """A Node process answering one JSON request per line (see web/test/tools/oracle.ts)."""
+
+    def __init__(self) -> None:
+        exe = require_build()
+        self.proc = subprocess.Popen(
+            [exe, str(ORACLE_JS)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=node_env(),
+        )
+
+    def ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request; return the decoded answer (``{"error": name}`` on a JS exception)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"node oracle exited (code {self.proc.poll()})")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def start_server(db: Path, **kwargs: Any) -> Any:
+    """A real DeliveryServer on 127.0.0.1 (ephemeral port) over the SQLite file ``db``."""
+    from orange_fast.delivery import DeliveryServer, SQLiteStorage
+
+    kwargs.setdefault("heartbeat_interval", 0.5)
+    kwargs.setdefault("eviction_timeout", 5.0)
+    server = DeliveryServer("127.0.0.1", 0, SQLiteStorage(db, synchronous="NORMAL"), **kwargs)
+    await server.start()
+    return server
