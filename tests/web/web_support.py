@@ -100,3 +100,68 @@ async def start_server(db: Path, **kwargs: Any) -> Any:
     server = DeliveryServer("127.0.0.1", 0, SQLiteStorage(db, synchronous="NORMAL"), **kwargs)
     await server.start()
     return server
+
+
+class NodePeer:
+    """A Node session participant (web/test/tools/session_peer.ts) in its own process."""
+
+    def __init__(self, proc: Any, client_id: str) -> None:
+        self.proc = proc
+        self.client_id = client_id
+
+    @classmethod
+    async def start(cls, url: str, client_id: str, room: str = "room", token: bytes = TOKEN, **config: Any) -> NodePeer:
+        import asyncio
+
+        exe = require_build()
+        proc = await asyncio.create_subprocess_exec(
+            exe, str(SESSION_JS), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=node_env()
+        )
+        peer = cls(proc, client_id)
+        cfg = {"tickIntervalMs": 100, "gracePeriodMs": 500, "appendTimeoutMs": 5000, **config}
+        answer = await peer.ask("start", url=url, room=room, token=token.hex(), client=client_id, config=cfg)
+        assert answer == {"ok": True}, answer
+        return peer
+
+    async def ask(self, op: str, timeout: float = 30.0, **fields: Any) -> Any:
+        import asyncio
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps({"op": op, **fields}) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"node peer {self.client_id} exited")
+        return json.loads(line)
+
+    async def kill(self) -> None:
+        """Stop abruptly (no BYE), as a crashed browser tab would."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def close(self) -> None:
+        import asyncio
+
+        if self.proc.returncode is None:
+            try:
+                await self.ask("leave", timeout=10)
+            except (RuntimeError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
+                pass
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                await self.kill()
+
+
+async def start_python_client(url: str, client_id: str, room: str = "room", token: bytes = TOKEN) -> Any:
+    """A Python SessionClient with the fast timers the web tests use."""
+    from orange_fast.session.client import SessionClient, SessionConfig
+
+    config = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0)
+    options = {"backoff_initial": 0.02, "backoff_max": 0.2, "connect_timeout": 3.0}
+    client = SessionClient(url, room, token, client_id, config=config, delivery_options=options)
+    await client.start()
+    return client
