@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,3 +20,23 @@ def test_npm_test_passes() -> None:
     counts = {k: int(v) for k, v in re.findall(r"^# (tests|pass|fail|skipped|cancelled) (\d+)$", out, re.M)}
     assert counts.get("fail") == 0 and counts.get("cancelled") == 0, out[-4000:]
     assert counts.get("pass", 0) >= 7 and counts["pass"] + counts.get("skipped", 0) == counts["tests"], counts
+
+
+def test_bundle_loads_and_round_trips_a_frame() -> None:
+    """The one-file ESM bundle (what a page imports) works on its own, without node_modules."""
+    exe = require_node()
+    bundle = WEB / "dist" / "orange-fast.js"
+    if not bundle.exists():
+        subprocess.run([exe, "build.mjs"], cwd=WEB, check=True, timeout=120, capture_output=True)
+    script = f"""
+      const m = await import({json.dumps(bundle.as_uri())});
+      const tx = new m.Context(4), rx = new m.Context(4);
+      const key = new Uint8Array(16).fill(7);
+      await tx.addSendKey(300, key); await rx.addReceiveKey(300, key);
+      const ct = await tx.encrypt(300, new TextEncoder().encode("hello"));
+      const pt = new TextDecoder().decode(await rx.decrypt(ct));
+      console.log(JSON.stringify({{pt, session: typeof m.SessionClient, safety: typeof m.safetyNumber}}));
+    """
+    run = subprocess.run([exe, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60, cwd="/")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"pt": "hello", "session": "function", "safety": "function"}
