@@ -8,6 +8,7 @@ import { Context } from "../../src/sframe.js";
 import * as framing from "../../src/framing.js";
 import * as delivery from "../../src/delivery.js";
 import { safetyNumber } from "../../src/safety.js";
+import { Committer, GroupOpsError, refKey, type Action, type Body, type Event, type MemberRef, type View } from "../../src/committer.js";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -60,6 +61,108 @@ const ops: Record<string, (r: any) => Promise<unknown> | unknown> = {
     const sn = await safetyNumber(hex(r.auth), r.members.map((m: [string, string]) => [hex(m[0]), hex(m[1])] as const));
     return { hex: sn.hex, text: sn.text };
   },
+};
+
+// ----------------------------------------------------------------------------- committer replay
+
+/** Raised when the machine asks the MLS layer for something the Python machine did not. */
+class Divergence extends Error {}
+
+/** GroupOps that replays the Python machine's recorded MLS calls, checking each call's arguments. */
+class ScriptedOps {
+  epoch: number | null = null;
+  private i = 0;
+  constructor(private readonly trace: any[]) {}
+  private call(name: string, args: unknown): any {
+    const t = this.trace[this.i++];
+    if (t === undefined) throw new Divergence(`unexpected call ${name} ${JSON.stringify(args)}`);
+    if (t.name !== name || JSON.stringify(t.args) !== JSON.stringify(args)) {
+      throw new Divergence(`call ${this.i - 1}: Python ${t.name} ${JSON.stringify(t.args)}, Node ${name} ${JSON.stringify(args)}`);
+    }
+    this.epoch = t.epoch;
+    if (t.error) throw new GroupOpsError(t.error);
+    return t.result;
+  }
+  get calls(): number { return this.i; }
+  newKeyPackage(): [string, Uint8Array] { const r = this.call("new_key_package", []); return [r[0], hex(r[1])]; }
+  create(kpId: string): void { this.call("create", [kpId]); }
+  commit(adds: Uint8Array[], removes: MemberRef[]): [Uint8Array, Uint8Array | null] {
+    const r = this.call("commit", [adds.map(toHex), removes.map((m) => [m.client, m.kpId])]);
+    return [hex(r[0]), r[1] === null ? null : hex(r[1])];
+  }
+  mergePending(): void { this.call("merge_pending", []); }
+  clearPending(): void { this.call("clear_pending", []); }
+  process(commit: Uint8Array): void { this.call("process", [toHex(commit)]); }
+  join(welcome: Uint8Array, kpId: string): void { this.call("join", [toHex(welcome), kpId]); }
+  reset(): void { this.call("reset", []); }
+  proposeUpdate(): Uint8Array { return hex(this.call("propose_update", [])); }
+  processProposal(p: Uint8Array): void { this.call("process_proposal", [toHex(p)]); }
+}
+
+function bodyFromJson(b: any): Body {
+  switch (b.type) {
+    case "kp": return { type: "kp", kpId: b.kpId, keyPackage: hex(b.keyPackage) };
+    case "commit":
+      return {
+        type: "commit", gen: b.gen, epoch: b.epoch,
+        adds: b.adds.map((a: any) => ({ ref: { client: a.client, kpId: a.kpId }, keyPackage: hex(a.keyPackage) })),
+        removes: b.removes.map((r: any) => ({ client: r.client, kpId: r.kpId })),
+        commit: hex(b.commit), welcome: b.welcome === null ? null : hex(b.welcome),
+      };
+    case "update": return { type: "update", gen: b.gen, epoch: b.epoch, proposal: hex(b.proposal) };
+    default: return b as Body;
+  }
+}
+
+function bodyToJson(b: Body): unknown {
+  switch (b.type) {
+    case "kp": return { type: "kp", kpId: b.kpId, keyPackage: toHex(b.keyPackage) };
+    case "commit":
+      return {
+        type: "commit", gen: b.gen, epoch: b.epoch,
+        adds: b.adds.map((a) => ({ client: a.ref.client, kpId: a.ref.kpId, keyPackage: toHex(a.keyPackage) })),
+        removes: b.removes.map((r) => ({ client: r.client, kpId: r.kpId })),
+        commit: toHex(b.commit), welcome: b.welcome === null ? null : toHex(b.welcome),
+      };
+    case "update": return { type: "update", gen: b.gen, epoch: b.epoch, proposal: toHex(b.proposal) };
+    default: return b;
+  }
+}
+
+function eventFromJson(e: any): Event {
+  if (e.type === "delivered") return { type: "delivered", entry: { seq: e.entry.seq, sender: e.entry.sender, body: bodyFromJson(e.entry.body) } };
+  return e as Event;
+}
+
+function actionToJson(a: Action): unknown {
+  return a.type === "append" ? { type: "append", requestId: a.requestId, expectedSeq: a.expectedSeq, body: bodyToJson(a.body) } : a;
+}
+
+export function viewSummary(v: View): unknown {
+  const pair = (m: MemberRef) => [m.client, m.kpId];
+  const sortKeys = (s: ReadonlySet<string>) => [...s].sort().map((k) => k.split("\u0000"));
+  return {
+    gen: v.gen, epoch: v.epoch, members: v.members.map(pair), stale: sortKeys(v.stale),
+    waiting: v.waiting.map((w) => pair(w.ref)), updates: sortKeys(v.updates),
+    committer: v.committer(), creator: v.creator(), idle: v.idle(),
+  };
+}
+void refKey;
+
+ops.committer_replay = async (r) => {
+  const scripted = new ScriptedOps(r.trace);
+  const machine = new Committer(r.client, scripted, r.update_interval);
+  const steps: unknown[] = [];
+  for (const e of r.events) {
+    try {
+      const actions = await machine.handle(eventFromJson(e));
+      steps.push({ actions: actions.map(actionToJson), view: viewSummary(machine.view) });
+    } catch (err) {
+      if (err instanceof Divergence) return { steps, divergence: err.message };
+      throw err;
+    }
+  }
+  return { steps, calls: scripted.calls, notes: machine.notes };
 };
 
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
