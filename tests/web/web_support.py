@@ -165,3 +165,16 @@ async def start_python_client(url: str, client_id: str, room: str = "room", toke
     client = SessionClient(url, room, token, client_id, config=config, delivery_options=options)
     await client.start()
     return client
+
+
+async def run_delivery_probe(**args: Any) -> dict[str, Any]:
+    """Run web/test/tools/delivery_probe.ts once; return its JSON report."""
+    import asyncio
+
+    exe = require_build()
+    proc = await asyncio.create_subprocess_exec(
+        exe, str(DIST_TEST / "test" / "tools" / "delivery_probe.js"), json.dumps(args),
+        stdout=asyncio.subprocess.PIPE, env=node_env(),
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]

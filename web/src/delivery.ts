@@ -486,6 +486,7 @@ export class DeliveryClient {
   abortConnection(): void {
     const ws = this.ws;
     if (ws === null) return;
+    this.ws = null; // appends from now on wait for the next connection
     const raw = ws as unknown as { terminate?: () => void };
     if (typeof raw.terminate === "function") raw.terminate();
     else ws.close(4000, "abort");
@@ -582,7 +583,6 @@ export class DeliveryClient {
       ws.onmessage = null;
       try { ws.close(1000); } catch { /* ignore */ }
       this.failPending(error instanceof ServerError ? error : new ConnectionLostError("connection lost"));
-      for (const w of this.connectedWaiters.splice(0)) w();
       if (!gotReady && first !== null) {
         first.reject(error);
         this.finish(final ? error : null);
