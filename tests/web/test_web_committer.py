@@ -45,11 +45,10 @@ from orange_fast.session.committer import (
     Tick,
     UpdateProposalMsg,
     View,
-    Waiting,
 )
 
 sys.path.insert(0, str(ROOT / "formal"))
-from explore import AbstractOps  # noqa: E402
+from explore import AbstractOps
 
 
 @pytest.fixture(scope="module")

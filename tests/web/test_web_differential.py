@@ -59,7 +59,7 @@ def py_decrypt(suite: int, kid: int, base_key: bytes, ct: bytes, meta: bytes) ->
 @SETTINGS
 @given(suite=suites, kid=u64, ctr=u64, base_key=base_keys, pt=st.binary(max_size=2048), meta=st.binary(max_size=64))
 def test_sframe_python_encrypts_node_decrypts_and_back(oracle, suite, kid, ctr, base_key, pt, meta):
-    case = dict(suite=suite, kid=str(kid), base_key=base_key.hex(), meta=meta.hex())
+    case = {"suite": suite, "kid": str(kid), "base_key": base_key.hex(), "meta": meta.hex()}
     py_ct = py_encrypt(suite, kid, ctr, base_key, pt, meta)
     node_ct = oracle.ask("sframe_encrypt", ctr=str(ctr), pt=pt.hex(), **case)
     assert bytes.fromhex(node_ct["ct"]) == py_ct  # deterministic: same bytes both sides
@@ -73,7 +73,7 @@ def test_sframe_python_encrypts_node_decrypts_and_back(oracle, suite, kid, ctr, 
 def test_sframe_large_frames_both_directions(oracle, suite, size):
     pt = bytes((i * 7 + size) & 0xFF for i in range(size))
     kid, ctr, base_key, meta = 2**40 + size, 2**33 + 5, b"k" * 16, b"\x01\x02"
-    case = dict(suite=suite, kid=str(kid), base_key=base_key.hex(), meta=meta.hex())
+    case = {"suite": suite, "kid": str(kid), "base_key": base_key.hex(), "meta": meta.hex()}
     py_ct = py_encrypt(suite, kid, ctr, base_key, pt, meta)
     assert bytes.fromhex(oracle.ask("sframe_encrypt", ctr=str(ctr), pt=pt.hex(), **case)["ct"]) == py_ct
     assert oracle.ask("sframe_decrypt", ct=py_ct.hex(), **case)["pt"] == pt.hex()
@@ -127,7 +127,7 @@ def test_framing_protect_identical_and_unprotect_both_ways(oracle, codec, suite,
     ctx = sframe.Context(suite)
     ctx.add_send_key(kid, key, start_counter=ctr)
     t = framing.transform_for(mime, vp8_clear_header=clear)
-    case = dict(mime=mime, clear=clear, suite=suite, kid=str(kid), base_key=key.hex())
+    case = {"mime": mime, "clear": clear, "suite": suite, "kid": str(kid), "base_key": key.hex()}
     try:
         py_wire = t.protect(ctx, kid, frame)
     except (FramingError, sframe.SFrameError) as exc:
