@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import NodePeer, require_build, start_python_client, start_server
+from web_support import NodePeer, require_build, room
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -83,14 +83,12 @@ async def check_everything_agrees(nodes: list[NodePeer], pys: list[Any]) -> None
 
 
 async def test_node_creates_python_joins_then_python_committer_adds_node(tmp_path: Path) -> None:
-    server = await start_server(tmp_path / "log.db")
-    nodes: list[NodePeer] = []
-    pys: list[Any] = []
-    try:
-        nodes.append(await NodePeer.start(server.url, "node-a"))
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_node("node-a")
         await wait_agreement(nodes, pys)  # Node created the group alone
         for name in ("py-b", "py-c"):
-            pys.append(await start_python_client(server.url, name))
+            await r.add_python(name)
             state = await wait_agreement(nodes, pys)
             assert state["committer"] == "node-a"
             await check_everything_agrees(nodes, pys)
@@ -99,27 +97,19 @@ async def test_node_creates_python_joins_then_python_committer_adds_node(tmp_pat
         state = await wait_agreement(nodes, pys)
         assert state["committer"] == "py-b"
         # a new Node joiner is added by the Python committer
-        nodes.append(await NodePeer.start(server.url, "node-d"))
+        await r.add_node("node-d")
         state = await wait_agreement(nodes, pys)
         assert state["committer"] == "py-b"
         await check_everything_agrees(nodes, pys)
-    finally:
-        for n in nodes:
-            await n.close()
-        for p in pys:
-            await p.leave()
-        await server.stop()
 
 
 async def test_node_committer_adds_and_removes_python_members_and_restarts(tmp_path: Path) -> None:
-    server = await start_server(tmp_path / "log.db")
-    nodes: list[NodePeer] = []
-    pys: list[Any] = []
-    try:
-        nodes.append(await NodePeer.start(server.url, "node-a"))
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_node("node-a")
         await wait_agreement(nodes, pys)
         for name in ("py-b", "py-c"):
-            pys.append(await start_python_client(server.url, name))
+            await r.add_python(name)
         await wait_agreement(nodes, pys)
         # the Node committer removes a Python member that left
         gone = pys.pop(0)
@@ -128,16 +118,10 @@ async def test_node_committer_adds_and_removes_python_members_and_restarts(tmp_p
         assert state["committer"] == "node-a" and sorted(state["roster"]) == ["node-a", "py-c"]
         await check_everything_agrees(nodes, pys)
         # a second Node member, then the first Node client is killed and restarts with its id
-        nodes.append(await NodePeer.start(server.url, "node-e"))
+        await r.add_node("node-e")
         await wait_agreement(nodes, pys)
         await nodes[0].kill()
-        nodes[0] = await NodePeer.start(server.url, "node-a")
+        nodes[0] = await NodePeer.start(r.server.url, "node-a")
         state = await wait_agreement(nodes, pys, timeout=40)
         assert sorted(state["roster"]) == ["node-a", "node-e", "py-c"]
         await check_everything_agrees(nodes, pys)
-    finally:
-        for n in nodes:
-            await n.close()
-        for p in pys:
-            await p.leave()
-        await server.stop()

@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +180,36 @@ async def run_delivery_probe(**args: Any) -> dict[str, Any]:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+class Room:
+    """A delivery server with Node and Python participants, all stopped by :func:`room`."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.nodes: list[NodePeer] = []
+        self.pys: list[Any] = []
+
+    async def add_node(self, client_id: str) -> NodePeer:
+        peer = await NodePeer.start(self.server.url, client_id)
+        self.nodes.append(peer)
+        return peer
+
+    async def add_python(self, client_id: str) -> Any:
+        client = await start_python_client(self.server.url, client_id)
+        self.pys.append(client)
+        return client
+
+
+@contextlib.asynccontextmanager
+async def room(db: Path) -> AsyncIterator[Room]:
+    """Start a server over ``db``; on exit every participant leaves and the server stops."""
+    r = Room(await start_server(db))
+    try:
+        yield r
+    finally:
+        for n in r.nodes:
+            await n.close()
+        for p in r.pys:
+            await p.leave()
+        await r.server.stop()

@@ -5,7 +5,7 @@
  *            || for each (identity, signature_key) sorted bytewise: u32(len) || identity || u32(len) || key
  *   digest = SHA-256(input); shown = the first 12 big-endian 16-bit groups, each as 5 zero-padded digits.
  */
-import { constantTimeEqual } from "./sframe.js";
+import { concat, constantTimeEqual } from "./sframe.js";
 
 const LABEL = new TextEncoder().encode("orange_fast safety number v1");
 export const GROUPS = 12;
@@ -67,14 +67,7 @@ export async function safetyNumber(
   roster.sort((a, b) => compareBytes(a[0], b[0]) || compareBytes(a[1], b[1]));
   const parts: Uint8Array[] = [LABEL, u32(auth.length), auth, u32(roster.length)];
   for (const [ident, key] of roster) parts.push(u32(ident.length), ident, u32(key.length), key);
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const input = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    input.set(p, off);
-    off += p.length;
-  }
+  const input = concat(...parts);
   return new SafetyNumber(new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", input)));
 }
 

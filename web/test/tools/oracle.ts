@@ -3,7 +3,7 @@
  * one JSON line on stdout. Bytes are hex strings; 64-bit integers are decimal strings.
  * Errors are answered as {"error": "<ErrorClassName>"} so pytest can compare them with Python's.
  */
-import { createInterface } from "node:readline";
+import { serveJsonLines, type Ops } from "./jsonlines.js";
 import { Context } from "../../src/sframe.js";
 import * as framing from "../../src/framing.js";
 import * as delivery from "../../src/delivery.js";
@@ -28,7 +28,7 @@ function frameToJson(f: delivery.Frame): Record<string, unknown> {
   return out;
 }
 
-const ops: Record<string, (r: any) => Promise<unknown> | unknown> = {
+const ops: Ops = {
   async sframe_encrypt(r) {
     const ctx = await context(r, true);
     return { ct: toHex(await ctx.encrypt(BigInt(r.kid), hex(r.pt), hex(r.meta))) };
@@ -165,19 +165,4 @@ ops.committer_replay = async (r) => {
   return { steps, calls: scripted.calls, notes: machine.notes };
 };
 
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-let chain = Promise.resolve();
-rl.on("line", (line) => {
-  chain = chain.then(async () => {
-    const r = JSON.parse(line);
-    let answer: unknown;
-    try {
-      const op = ops[r.op];
-      if (op === undefined) throw new Error(`unknown op ${r.op}`);
-      answer = await op(r);
-    } catch (e) {
-      answer = { error: (e as Error).name || "Error", message: (e as Error).message };
-    }
-    process.stdout.write(JSON.stringify(answer) + "\n");
-  });
-});
+serveJsonLines(ops);

@@ -2,7 +2,7 @@
  * A Node session participant driven over stdin/stdout (one JSON request per line, one JSON answer
  * per line) by the cross-language pytest tests. Bytes are hex; KIDs decimal strings.
  */
-import { createInterface } from "node:readline";
+import { serveJsonLines, type Ops } from "./jsonlines.js";
 import WebSocket from "ws";
 import { SessionClient } from "../../src/session.js";
 import type { WebSocketConstructor } from "../../src/delivery.js";
@@ -11,7 +11,7 @@ const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 let client: SessionClient | null = null;
 
-const ops: Record<string, (r: any) => Promise<unknown> | unknown> = {
+const ops: Ops = {
   async start(r) {
     client = new SessionClient(r.url, r.room, hex(r.token), r.client, r.config ?? {}, {
       WebSocket: WebSocket as unknown as WebSocketConstructor,
@@ -48,20 +48,4 @@ const ops: Record<string, (r: any) => Promise<unknown> | unknown> = {
   },
 };
 
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-let chain = Promise.resolve();
-rl.on("line", (line) => {
-  chain = chain.then(async () => {
-    const r = JSON.parse(line);
-    let answer: unknown;
-    try {
-      answer = await ops[r.op]!(r);
-    } catch (e) {
-      answer = { error: (e as Error).name, message: (e as Error).message };
-    }
-    process.stdout.write(JSON.stringify(answer) + "\n");
-  });
-});
-rl.on("close", () => {
-  void chain.then(() => process.exit(0));
-});
+serveJsonLines(ops);
