@@ -125,3 +125,31 @@ async def test_node_committer_adds_and_removes_python_members_and_restarts(tmp_p
         state = await wait_agreement(nodes, pys, timeout=40)
         assert sorted(state["roster"]) == ["node-a", "node-e", "py-c"]
         await check_everything_agrees(nodes, pys)
+
+
+async def test_python_update_proposals_with_a_node_member(tmp_path: Path) -> None:
+    """Python members propose self-updates (post-compromise security) every few ticks; the Node
+    member caches them and processes the Python committer's commits that include them by reference,
+    and as committer commits them itself: the group keeps moving with everybody in it."""
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_python("py-a", update_interval=3)
+        await r.add_node("node-b")
+        await wait_agreement(nodes, pys)  # node-b is admitted before py-c: next in seniority
+        await r.add_python("py-c", update_interval=3)
+        first = await wait_agreement(nodes, pys)
+        await asyncio.sleep(1.5)  # several update rounds
+        later = await wait_agreement(nodes, pys)
+        assert later["epoch"] > first["epoch"] + 1, (first, later)
+        stats = await nodes[0].ask("stats")
+        assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, stats
+        await check_everything_agrees(nodes, pys)
+        # the Python committer leaves: the Node member becomes committer and commits proposals
+        await pys.pop(0).leave()
+        state = await wait_agreement(nodes, pys)
+        assert state["committer"] == "node-b"
+        await asyncio.sleep(1.0)
+        later = await wait_agreement(nodes, pys)
+        assert later["epoch"] > state["epoch"], (state, later)
+        assert (await nodes[0].ask("stats"))["groupLosses"] == 0
+        await check_everything_agrees(nodes, pys)

@@ -158,11 +158,11 @@ class NodePeer:
                 await self.kill()
 
 
-async def start_python_client(url: str, client_id: str, room: str = "room", token: bytes = TOKEN) -> Any:
-    """A Python SessionClient with the fast timers the web tests use."""
+async def start_python_client(url: str, client_id: str, room: str = "room", token: bytes = TOKEN, **config_fields: Any) -> Any:
+    """A Python SessionClient with the fast timers the web tests use (``config_fields``: SessionConfig overrides)."""
     from orange_fast.session.client import SessionClient, SessionConfig
 
-    config = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0)
+    config = SessionConfig(**{"tick_interval": 0.1, "grace_period": 0.5, "append_timeout": 5.0, **config_fields})
     options = {"backoff_initial": 0.02, "backoff_max": 0.2, "connect_timeout": 3.0}
     client = SessionClient(url, room, token, client_id, config=config, delivery_options=options)
     await client.start()
@@ -195,8 +195,8 @@ class Room:
         self.nodes.append(peer)
         return peer
 
-    async def add_python(self, client_id: str) -> Any:
-        client = await start_python_client(self.server.url, client_id)
+    async def add_python(self, client_id: str, **config_fields: Any) -> Any:
+        client = await start_python_client(self.server.url, client_id, **config_fields)
         self.pys.append(client)
         return client
 

@@ -208,6 +208,30 @@ export class MLSGroupOps implements GroupOps {
     this.state = next;
   }
 
+  /** Validate and cache another member's Update proposal (the committer commits it by reference). */
+  async processProposal(proposal: Uint8Array): Promise<void> {
+    const state = this.require();
+    let kind = "";
+    let next: ClientState;
+    try {
+      const decoded = decodeMlsMessage(proposal, 0);
+      if (decoded === undefined) throw new MLSOpsError("proposal does not parse");
+      const msg = decoded[0];
+      if (msg.wireformat !== "mls_private_message" && msg.wireformat !== "mls_public_message") throw new MLSOpsError("not a handshake message");
+      const result = await processMessage(msg, state, emptyPskIndex, (incoming) => {
+        kind = incoming.kind === "proposal" ? String(incoming.proposal.proposal.proposalType) : incoming.kind;
+        return kind === "update" ? "accept" : "reject";
+      }, this.impl);
+      if (result.kind !== "newState") throw new MLSOpsError("not a proposal");
+      next = result.newState;
+    } catch (e) {
+      if (e instanceof MLSOpsError) throw e;
+      throw new MLSOpsError(`proposal rejected: ${(e as Error).name}`);
+    }
+    if (kind !== "update" || next.groupContext.epoch !== state.groupContext.epoch) throw new MLSOpsError("log entry is not an Update proposal");
+    this.state = next;
+  }
+
   async join(welcome: Uint8Array, kpId: string): Promise<void> {
     const kp = this.kps.get(kpId);
     this.kps.delete(kpId);
