@@ -11,7 +11,7 @@ if (args.has("--tests") || args.has("--bench")) {
   rmSync("dist-test", { recursive: true, force: true });
   const tests = readdirSync("test").filter((f) => f.endsWith(".test.ts")).map((f) => `test/${f}`);
   const tools = readdirSync("test/tools").filter((f) => f.endsWith(".ts")).map((f) => `test/tools/${f}`);
-  const bench = readdirSync("bench").filter((f) => f.endsWith(".ts")).map((f) => `bench/${f}`);
+  const bench = ["bench/sframe.bench.ts"];
   await build({
     ...common,
     entryPoints: [...tests, ...tools, ...bench],
@@ -21,4 +21,6 @@ if (args.has("--tests") || args.has("--bench")) {
     packages: "external",
     outExtension: { ".js": ".js" },
   });
+  // the same benchmark as one browser ESM file (web/bench/chromium.py serves it)
+  await build({ ...common, entryPoints: ["bench/browser.ts"], outfile: "dist-test/bench/browser.js", platform: "browser" });
 }
