@@ -82,53 +82,85 @@ function asBytes(value: unknown, what: string): Uint8Array {
 
 // ----------------------------------------------------------------------------- header
 
-function fieldLen(v: bigint): number {
-  let n = 0;
-  while (v > 0n) {
-    n += 1;
-    v >>= 8n;
+/** A 64-bit value inside the context: a number when it is a safe integer, else a bigint. */
+type U64 = number | bigint;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Normalise: bigint values up to 2**53-1 become numbers (fast paths, one Map key per value). */
+function norm(v: bigint): U64 {
+  return v <= SAFE ? Number(v) : v;
+}
+
+function fieldLen(v: U64): number {
+  if (typeof v === "number") {
+    if (v < 8) return 0;
+    let n = 1;
+    for (let x = Math.floor(v / 256); x > 0; x = Math.floor(x / 256)) n++;
+    return n;
   }
+  let n = 0;
+  for (let x = v; x > 0n; x >>= 8n) n++;
   return n;
+}
+
+function writeField(out: Uint8Array, pos: number, v: U64, n: number): void {
+  if (typeof v === "number") {
+    for (let i = pos + n - 1; i >= pos; i--) {
+      out[i] = v % 256;
+      v = Math.floor(v / 256);
+    }
+    return;
+  }
+  for (let i = pos + n - 1; i >= pos; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+}
+
+/** The minimal header of (kid, ctr), with room for `extra` bytes after it. */
+function buildHeader(kid: U64, ctr: U64, extra = 0): [Uint8Array, number] {
+  const kn = fieldLen(kid);
+  const cn = fieldLen(ctr);
+  const hlen = 1 + kn + cn;
+  const out = new Uint8Array(hlen + extra);
+  out[0] = ((kn === 0 ? Number(kid) : 0x8 | (kn - 1)) << 4) | (cn === 0 ? Number(ctr) : 0x8 | (cn - 1));
+  if (kn) writeField(out, 1, kid, kn);
+  if (cn) writeField(out, 1 + kn, ctr, cn);
+  return [out, hlen];
 }
 
 /** Encode `(kid, ctr)` minimally (RFC 9605 §4.3). */
 export function encodeHeader(kid: number | bigint, ctr: number | bigint): Uint8Array {
-  const k = toU64(kid, "kid");
-  const c = toU64(ctr, "ctr");
-  const kn = k < 8n ? 0 : fieldLen(k);
-  const cn = c < 8n ? 0 : fieldLen(c);
-  const out = new Uint8Array(1 + kn + cn);
-  writeHeader(out, k, kn, c, cn);
-  return out;
+  return buildHeader(norm(toU64(kid, "kid")), norm(toU64(ctr, "ctr")))[0];
 }
 
-function writeHeader(out: Uint8Array, k: bigint, kn: number, c: bigint, cn: number): void {
-  const kNib = kn === 0 ? Number(k) : 0x8 | (kn - 1);
-  const cNib = cn === 0 ? Number(c) : 0x8 | (cn - 1);
-  out[0] = (kNib << 4) | cNib;
-  for (let i = kn; i >= 1; i--, k >>= 8n) out[i] = Number(k & 0xffn);
-  for (let i = kn + cn; i > kn; i--, c >>= 8n) out[i] = Number(c & 0xffn);
-}
-
-function readField(nib: number, buf: Uint8Array, pos: number): [bigint, number] {
-  if (!(nib & 0x8)) return [BigInt(nib), pos];
+function readField(nib: number, buf: Uint8Array, pos: number): [U64, number] {
+  if (!(nib & 0x8)) return [nib, pos];
   const n = (nib & 0x7) + 1;
   if (buf.length < pos + n) throw new MalformedHeaderError("SFrame header is truncated");
   if (buf[pos] === 0) throw new MalformedHeaderError("SFrame header field has a leading zero byte (non-minimal)");
-  let v = 0n;
-  for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(buf[pos + i]!);
-  if (v < 8n) throw new MalformedHeaderError("SFrame header field extended for a value below 8 (non-minimal)");
+  let v: U64;
+  if (n <= 6) {
+    v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + buf[pos + i]!;
+  } else {
+    let b = 0n;
+    for (let i = 0; i < n; i++) b = (b << 8n) | BigInt(buf[pos + i]!);
+    v = norm(b);
+  }
+  if (v < 8) throw new MalformedHeaderError("SFrame header field extended for a value below 8 (non-minimal)");
   return [v, pos + n];
 }
 
-/** Strictly decode the header at the start of `buf`: `[kid, ctr, headerLength]`. */
-export function decodeHeader(buf: Uint8Array): [bigint, bigint, number] {
-  const data = asBytes(buf, "buf");
+function parseHeader(data: Uint8Array): [U64, U64, number] {
   if (data.length === 0) throw new MalformedHeaderError("empty SFrame ciphertext");
   const config = data[0]!;
   const [kid, p1] = readField(config >> 4, data, 1);
   const [ctr, p2] = readField(config & 0xf, data, p1);
   return [kid, ctr, p2];
+}
+
+/** Strictly decode the header at the start of `buf`: `[kid, ctr, headerLength]`. */
+export function decodeHeader(buf: Uint8Array): [bigint, bigint, number] {
+  const [kid, ctr, n] = parseHeader(asBytes(buf, "buf"));
+  return [BigInt(kid), BigInt(ctr), n];
 }
 
 // ----------------------------------------------------------------------------- keys
@@ -190,11 +222,16 @@ async function importMaterial(p: SuiteParams, key: Uint8Array, salt: Uint8Array)
 }
 
 /** `salt XOR ctr` (the counter big-endian in the last 8 bytes). */
-function makeNonce(salt: Uint8Array, ctr: bigint): Uint8Array {
+function makeNonce(salt: Uint8Array, ctr: U64): Uint8Array {
   const nonce = salt.slice();
   const dv = new DataView(nonce.buffer);
   const off = nonce.length - 8;
-  dv.setBigUint64(off, dv.getBigUint64(off) ^ ctr);
+  if (typeof ctr === "number") {
+    dv.setUint32(off, dv.getUint32(off) ^ Math.floor(ctr / 0x100000000));
+    dv.setUint32(off + 4, dv.getUint32(off + 4) ^ (ctr >>> 0));
+  } else {
+    dv.setBigUint64(off, dv.getBigUint64(off) ^ ctr);
+  }
   return nonce;
 }
 
@@ -202,34 +239,39 @@ function makeNonce(salt: Uint8Array, ctr: bigint): Uint8Array {
 
 /** SRTP-style window (RFC 3711 §3.3.2) over counters; size 0 disables it. */
 class ReplayWindow {
-  private top: bigint | null = null;
+  private top: U64 | null = null;
   private readonly seen: Uint8Array;
   constructor(private readonly size: number) {
     this.seen = new Uint8Array(size);
   }
+  private slot(ctr: U64): number {
+    return typeof ctr === "number" ? ctr % this.size : Number(ctr % BigInt(this.size));
+  }
   /** Throws ReplayError if `ctr` may not be accepted; changes nothing. */
-  check(ctr: bigint): void {
+  check(ctr: U64): void {
     if (this.size === 0 || this.top === null || ctr > this.top) return;
-    if (this.top - ctr >= BigInt(this.size)) throw new ReplayError(`counter ${ctr} is below the replay window`);
-    if (this.seen[Number(ctr % BigInt(this.size))]) throw new ReplayError(`counter ${ctr} was already accepted`);
+    const behind = typeof ctr === "number" && typeof this.top === "number" ? this.top - ctr : BigInt(this.top) - BigInt(ctr);
+    if (behind >= this.size) throw new ReplayError(`counter ${ctr} is below the replay window`);
+    if (this.seen[this.slot(ctr)]) throw new ReplayError(`counter ${ctr} was already accepted`);
   }
   /** Record `ctr` as accepted (only after its tag verified). */
-  accept(ctr: bigint): void {
+  accept(ctr: U64): void {
     if (this.size === 0) return;
-    const size = BigInt(this.size);
     if (this.top === null || ctr > this.top) {
-      if (this.top === null || ctr - this.top >= size) this.seen.fill(0);
-      else for (let c = this.top + 1n; c < ctr; c++) this.seen[Number(c % size)] = 0;
+      const ahead =
+        this.top === null ? Infinity : typeof ctr === "number" && typeof this.top === "number" ? ctr - this.top : Number(BigInt(ctr) - BigInt(this.top));
+      if (ahead >= this.size) this.seen.fill(0);
+      else for (let i = 1; i < ahead; i++) this.seen[(this.slot(this.top!) + i) % this.size] = 0;
       this.top = ctr;
     }
-    this.seen[Number(ctr % size)] = 1;
+    this.seen[this.slot(ctr)] = 1;
   }
 }
 
 interface SendKey {
   readonly send: true;
   readonly m: Material;
-  nextCtr: bigint; // MAX_U64 + 1 once exhausted
+  nextCtr: U64; // MAX_U64 + 1n once exhausted
 }
 interface ReceiveKey {
   readonly send: false;
@@ -250,6 +292,16 @@ export interface Decrypted {
   plaintext: Uint8Array;
 }
 
+const EXHAUSTED = MAX_U64 + 1n;
+const increment = (c: U64): U64 => (typeof c === "number" ? (c < Number.MAX_SAFE_INTEGER ? c + 1 : BigInt(c) + 1n) : c + 1n);
+const ascending = (a: U64, b: U64): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A KID argument as the internal map key (TypeError/RangeError if it is not a u64). */
+function kidArg(kid: unknown): U64 {
+  if (typeof kid === "number" && Number.isSafeInteger(kid) && kid >= 0) return kid;
+  return norm(toU64(kid, "kid"));
+}
+
 /**
  * An SFrame context: one cipher suite and a map KID -> key (send or receive).
  *
@@ -261,9 +313,9 @@ export class Context {
   readonly suite: number;
   readonly params: SuiteParams;
   readonly replayWindow: number;
-  private readonly keys = new Map<bigint, SendKey | ReceiveKey>();
-  private readonly pending = new Set<bigint>();
-  private readonly retired = new Map<bigint, bigint>();
+  private readonly keys = new Map<U64, SendKey | ReceiveKey>();
+  private readonly pending = new Set<U64>();
+  private readonly retired = new Map<U64, U64>();
 
   constructor(suite: number, options: ContextOptions = {}) {
     this.params = suiteParams(suite);
@@ -278,7 +330,7 @@ export class Context {
     return `Context(suite=${this.suite}, keys=${this.keys.size})`;
   }
 
-  private async material(kid: bigint, baseKey: unknown): Promise<Material> {
+  private async material(kid: U64, baseKey: unknown): Promise<Material> {
     const raw = asBytes(baseKey, "baseKey");
     if (raw.length === 0) throw new RangeError("baseKey must not be empty");
     const [key, salt] = await deriveKeySalt(this.suite, kid, raw);
@@ -287,11 +339,11 @@ export class Context {
 
   /** Install the send key of `kid`; its counter resumes where this KID stopped (or at `startCounter`). */
   async addSendKey(kid: number | bigint, baseKey: Uint8Array, startCounter?: number | bigint): Promise<void> {
-    const k = toU64(kid, "kid");
+    const k = kidArg(kid);
     if (this.keys.has(k) || this.pending.has(k)) throw new RangeError(`KID ${k} already has a key`);
-    let floor = this.retired.get(k) ?? 0n;
+    let floor: U64 = this.retired.get(k) ?? 0;
     if (startCounter !== undefined) {
-      const start = toU64(startCounter, "startCounter");
+      const start = norm(toU64(startCounter, "startCounter"));
       if (start < floor) throw new RangeError(`startCounter would reuse counters of KID ${k}`);
       floor = start;
     }
@@ -306,7 +358,7 @@ export class Context {
 
   /** Install or replace the receive key of `kid` (a replacement starts a fresh window). */
   async addReceiveKey(kid: number | bigint, baseKey: Uint8Array): Promise<void> {
-    const k = toU64(kid, "kid");
+    const k = kidArg(kid);
     const old = this.keys.get(k);
     if ((old !== undefined && old.send) || this.pending.has(k)) throw new RangeError(`KID ${k} is a send key`);
     const m = await this.material(k, baseKey);
@@ -317,7 +369,7 @@ export class Context {
 
   /** Forget `kid`'s key (either direction); a send KID's counter position is remembered. */
   removeKey(kid: number | bigint): void {
-    const k = toU64(kid, "kid");
+    const k = kidArg(kid);
     const entry = this.keys.get(k);
     if (entry === undefined) throw new UnknownKeyError(`no key for KID ${k}`);
     this.keys.delete(k);
@@ -326,20 +378,20 @@ export class Context {
 
   /** True if `kid` has a key of either direction. */
   hasKey(kid: number | bigint): boolean {
-    return this.keys.has(toU64(kid, "kid"));
+    return this.keys.has(kidArg(kid));
   }
 
   /** The KIDs with send keys, ascending. */
   sendKids(): bigint[] {
-    return [...this.keys].filter(([, v]) => v.send).map(([k]) => k).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return [...this.keys].filter(([, v]) => v.send).map(([k]) => k).sort(ascending).map((k) => BigInt(k));
   }
 
   /** The KIDs with receive keys, ascending. */
   receiveKids(): bigint[] {
-    return [...this.keys].filter(([, v]) => !v.send).map(([k]) => k).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return [...this.keys].filter(([, v]) => !v.send).map(([k]) => k).sort(ascending).map((k) => BigInt(k));
   }
 
-  private sendKey(k: bigint): SendKey {
+  private sendKey(k: U64): SendKey {
     const entry = this.keys.get(k);
     if (entry === undefined || !entry.send) throw new UnknownKeyError(`no send key for KID ${k}`);
     return entry;
@@ -347,36 +399,51 @@ export class Context {
 
   /** The counter the next frame of `kid` will use. */
   nextCounter(kid: number | bigint): bigint {
-    const k = toU64(kid, "kid");
+    const k = kidArg(kid);
     const entry = this.sendKey(k);
-    if (entry.nextCtr > MAX_U64) throw new CounterExhaustedError(`send counter of KID ${k} is exhausted`);
-    return entry.nextCtr;
+    if (entry.nextCtr === EXHAUSTED) throw new CounterExhaustedError(`send counter of KID ${k} is exhausted`);
+    return BigInt(entry.nextCtr);
   }
 
   /** `header || AEAD(key, nonce, header || metadata, frame)`; uses one counter. */
-  async encrypt(kid: number | bigint, frame: Uint8Array, metadata: Uint8Array = EMPTY): Promise<Uint8Array> {
-    const k = toU64(kid, "kid");
+  encrypt(kid: number | bigint, frame: Uint8Array, metadata: Uint8Array = EMPTY): Promise<Uint8Array> {
+    try {
+      return this.seal(kid, frame, metadata);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private seal(kid: number | bigint, frame: Uint8Array, metadata: Uint8Array): Promise<Uint8Array> {
+    const k = kidArg(kid);
     const entry = this.sendKey(k);
     const pt = asBytes(frame, "frame");
     const meta = asBytes(metadata, "metadata");
     const ctr = entry.nextCtr;
-    if (ctr > MAX_U64) throw new CounterExhaustedError(`send counter of KID ${k} is exhausted`);
-    entry.nextCtr = ctr + 1n; // reserved before any await: never reused
-    const hdr = encodeHeader(k, ctr);
-    const aad = meta.length === 0 ? hdr : concat(hdr, meta);
+    if (ctr === EXHAUSTED) throw new CounterExhaustedError(`send counter of KID ${k} is exhausted`);
+    entry.nextCtr = increment(ctr); // reserved before any await: never reused
+    const [hdr, hlen] = buildHeader(k, ctr, meta.length);
+    if (meta.length) hdr.set(meta, hlen);
+    const aad = hdr; // header || metadata
     const nonce = makeNonce(entry.m.salt, ctr);
     const p = this.params;
     if (p.gcm) {
-      const ct = await subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: aad, tagLength: 128 }, entry.m.aead, pt);
-      return concat(hdr, new Uint8Array(ct));
+      return subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: aad, tagLength: 128 }, entry.m.aead, pt).then((ct) => {
+        const out = new Uint8Array(hlen + ct.byteLength);
+        out.set(aad.subarray(0, hlen));
+        out.set(new Uint8Array(ct), hlen);
+        return out;
+      });
     }
-    const ct = new Uint8Array(await subtle.encrypt({ name: "AES-CTR", counter: ctrBlock(nonce), length: 32 }, entry.m.aead, pt));
-    const tag = await macTag(p, entry.m.mac!, nonce, aad, ct);
-    const out = new Uint8Array(hdr.length + ct.length + p.Nt);
-    out.set(hdr);
-    out.set(ct, hdr.length);
-    out.set(tag, hdr.length + ct.length);
-    return out;
+    return subtle.encrypt({ name: "AES-CTR", counter: ctrBlock(nonce), length: 32 }, entry.m.aead, pt).then(async (buf) => {
+      const ct = new Uint8Array(buf);
+      const tag = await macTag(p, entry.m.mac!, nonce, aad, ct);
+      const out = new Uint8Array(hlen + ct.length + p.Nt);
+      out.set(aad.subarray(0, hlen));
+      out.set(ct, hlen);
+      out.set(tag, hlen + ct.length);
+      return out;
+    });
   }
 
   /** Decrypt one ciphertext (KID from its header). */
@@ -388,7 +455,7 @@ export class Context {
   async decryptWithKid(ciphertext: Uint8Array, metadata: Uint8Array = EMPTY): Promise<Decrypted> {
     const data = asBytes(ciphertext, "ciphertext");
     const meta = asBytes(metadata, "metadata");
-    const [kid, ctr, hlen] = decodeHeader(data);
+    const [kid, ctr, hlen] = parseHeader(data);
     const p = this.params;
     if (data.length - hlen < p.Nt) throw new MalformedHeaderError("ciphertext is shorter than the authentication tag");
     const entry = this.keys.get(kid);
@@ -416,7 +483,7 @@ export class Context {
     // Another decrypt of the same counter may have finished while this one awaited.
     entry.window.check(ctr);
     entry.window.accept(ctr);
-    return { kid, ctr, plaintext: pt };
+    return { kid: BigInt(kid), ctr: BigInt(ctr), plaintext: pt };
   }
 }
 
