@@ -175,3 +175,24 @@ test("bad arguments are TypeError/RangeError; nothing secret in messages", async
   }
   assert.ok(!ctx.toString().includes("4141"));
 });
+
+test("counters and KIDs across 2**53 (number to bigint inside the context)", async () => {
+  const base = hex("00112233445566778899aabbccddeeff");
+  const edge = 2n ** 53n;
+  for (const kid of [5n, edge - 1n, edge, MAX_U64]) {
+    const tx = new Context(1);
+    const rx = new Context(1, { replayWindow: 4 });
+    await tx.addSendKey(kid, base, edge - 2n);
+    await rx.addReceiveKey(kid, base);
+    const cts: Uint8Array[] = [];
+    for (let i = 0; i < 4; i++) cts.push(await tx.encrypt(kid, Uint8Array.of(i)));
+    assert.deepEqual(cts.map((c) => decodeHeader(c).slice(0, 2)), [0n, 1n, 2n, 3n].map((i) => [kid, edge - 2n + i]));
+    assert.equal(tx.nextCounter(kid), edge + 2n);
+    for (const i of [2, 0, 3, 1]) assert.deepEqual(await rx.decrypt(cts[i]!), Uint8Array.of(i));
+    for (const c of cts) await assert.rejects(rx.decrypt(c), ReplayError);
+    assert.deepEqual(rx.receiveKids(), [kid]);
+    tx.removeKey(kid);
+    await tx.addSendKey(kid, base);
+    assert.equal(tx.nextCounter(kid), edge + 2n); // resumes past the boundary
+  }
+});
