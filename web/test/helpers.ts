@@ -15,7 +15,7 @@ export function vectorsDir(): string | null {
   const env = process.env.ORANGE_FAST_VECTORS;
   if (env && existsSync(env)) return env;
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ["../../../shared/vectors", "../../shared/vectors"]) {
+  for (const up of ["../../../../shared/vectors", "../../../shared/vectors"]) {
     const p = resolve(here, up);
     if (existsSync(p)) return p;
   }
