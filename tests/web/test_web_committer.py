@@ -45,6 +45,7 @@ from orange_fast.session.committer import (
     Tick,
     UpdateProposalMsg,
     View,
+    Waiting,
 )
 
 sys.path.insert(0, str(ROOT / "formal"))
@@ -295,3 +296,46 @@ def test_simulation_reaches_groups_and_commits() -> None:
                 kinds |= {a["type"] for a in step["actions"]}
     assert {"kp", "create", "commit", "epoch_changed", "group_lost"} <= kinds, kinds
     assert Path(ROOT / "formal" / "explore.py").exists()
+
+
+CLIENTS = ["alice", "bob", "carol"]
+KPS = [b"k1", b"k2", b"k3", b"k4"]
+refs = st.builds(MemberRef, st.sampled_from(CLIENTS), st.sampled_from(KPS))
+small = st.integers(0, 3)
+bodies = st.one_of(
+    st.builds(Joined, st.sampled_from(CLIENTS)),
+    st.builds(Left, st.sampled_from(CLIENTS)),
+    st.builds(Evicted, st.sampled_from(CLIENTS)),
+    st.builds(Rejected, st.sampled_from(CLIENTS), st.just("x")),
+    st.sampled_from(KPS).map(lambda k: KeyPackageMsg(k, b"KP:" + k)),
+    st.sampled_from(KPS).map(CreateMsg),
+    st.builds(UpdateProposalMsg, small, small, st.just(b"P")),
+    st.builds(
+        CommitMsg, small, small,
+        st.lists(refs.map(lambda r: Waiting(r, b"KP:" + r.kp_id)), max_size=3).map(tuple),
+        st.lists(refs, max_size=3).map(tuple),
+        st.just(b"C"), st.none(),
+    ),
+)
+senders = st.one_of(st.none(), st.sampled_from(CLIENTS))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(log=st.lists(st.tuples(bodies, senders), max_size=40))
+def test_fold_agrees_on_arbitrary_logs(oracle, log):
+    """Hypothesis logs, hostile ones included (commits from anyone, for any epoch, adding or removing
+    anything): an observer's fold gives the same outcome and the same view after every entry."""
+    entries = [LogEntry(i + 1, body, sender) for i, (body, sender) in enumerate(log)]
+    view = View()
+    views, notes = [], []
+    for e in entries:
+        view, outcome = view.apply(e)
+        views.append(view_json(view))
+        if outcome != "applied":
+            notes.append([e.seq, outcome])
+    events = [event_json(Delivered(e)) for e in entries]
+    got = oracle.ask("committer_replay", client="observer", update_interval=0, events=events, trace=[])
+    assert got.get("divergence") is None and "error" not in got, got
+    assert [s["view"] for s in got["steps"]] == views
+    assert all(s["actions"] == [] for s in got["steps"])
+    assert got["notes"] == notes

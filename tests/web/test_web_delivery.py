@@ -34,9 +34,9 @@ async def read_log(url: str) -> list[LogEntry]:
 
 
 async def test_node_delivery_client_against_python_server(tmp_path: Path) -> None:
-    server = await start_server(tmp_path / "log.db", heartbeat_interval=0.2, eviction_timeout=1.0)
+    server = await start_server(tmp_path / "log.db", heartbeat_interval=0.2, eviction_timeout=1.5)
     try:
-        report = await run_delivery_probe(url=server.url, room="room", token=TOKEN.hex(), client="node-1", idleMs=2500)
+        report = await run_delivery_probe(url=server.url, room="room", token=TOKEN.hex(), client="node-1", idleMs=3200)
         assert report.get("error") is None, report
         assert report["conflict"] == "SEQUENCE_CONFLICT"
         assert report["connections"] == 2  # one abrupt drop, one resumed connection
