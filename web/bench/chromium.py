@@ -23,7 +23,7 @@ PAGE = b"""<!doctype html><meta charset="utf-8"><title>orange-fast SFrame bench<
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         if self.path in ("/", "/index.html"):
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
