@@ -246,3 +246,48 @@ def test_safety_number_same_digits(oracle, auth, members):
     expected = safety_number(auth, members)
     got = oracle.ask("safety", auth=auth.hex(), members=[[a.hex(), b.hex()] for a, b in members])
     assert got == {"hex": expected.hex, "text": expected.text}
+
+
+# ----------------------------------------------------------------------------- media keys
+
+keyring_steps = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "op": st.just("install"),
+                "epoch": st.integers(0, 600),
+                "key": st.binary(min_size=16, max_size=16).map(bytes.hex),
+                "own": st.integers(0, 9),
+                "members": st.lists(st.integers(0, 9), max_size=6),
+                "now": st.integers(0, 50),
+            }
+        ),
+        st.fixed_dictionaries({"op": st.just("expire"), "now": st.integers(0, 60)}),
+        st.just({"op": "clear"}),
+    ),
+    max_size=12,
+)
+
+
+@SETTINGS
+@given(steps=keyring_steps, epoch_bits=st.sampled_from([2, 8]), grace=st.integers(0, 10))
+def test_key_ring_same_kids_and_grace_period(oracle, steps, epoch_bits, grace):
+    """Random epochs (with low-bit collisions), expiries and clears: the same key operations, KIDs
+    included, in the same order; the same refusals (an epoch installed twice)."""
+    from orange_fast.session.keys import KeyRing, KeyScheduleError, KidLayout
+
+    ring = KeyRing(KidLayout(epoch_bits, 16), 16, grace)
+    expected: list[object] = []
+    for s in steps:
+        try:
+            if s["op"] == "install":
+                out = ring.install(s["epoch"], bytes.fromhex(s["key"]), s["own"], s["members"], s["now"])
+                expected.append([[op.op, str(op.kid)] for op, _key in out])
+            elif s["op"] == "expire":
+                expected.append([[op.op, str(op.kid)] for op in ring.expire(s["now"])])
+            else:
+                expected.append([[op.op, str(op.kid)] for op in ring.clear()])
+        except KeyScheduleError:
+            expected.append({"error": "KeyScheduleError"})
+    got = oracle.ask("keyring", epoch_bits=epoch_bits, sender_bits=16, key_size=16, grace=grace, steps=steps)
+    assert got["steps"] == expected

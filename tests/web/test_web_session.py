@@ -92,6 +92,10 @@ async def test_node_creates_python_joins_then_python_committer_adds_node(tmp_pat
             state = await wait_agreement(nodes, pys)
             assert state["committer"] == "node-a"
             await check_everything_agrees(nodes, pys)
+        events = await nodes[0].ask("events")
+        assert [(e["kind"], e["epoch"]) for e in events if e["kind"] == "epoch"] == [("epoch", 0), ("epoch", 1), ("epoch", 2)]
+        assert [e["identity"] for e in events if e["kind"] == "joined"] == ["node-a", "py-b", "py-c"]
+        assert [e["detail"] for e in events if e["kind"] == "safety"][-1] == pys[0].safety_number
         # the Node committer leaves: Python's py-b becomes the committer and removes it
         await nodes.pop().close()
         state = await wait_agreement(nodes, pys)
@@ -116,6 +120,7 @@ async def test_node_committer_adds_and_removes_python_members_and_restarts(tmp_p
         await gone.leave()
         state = await wait_agreement(nodes, pys)
         assert state["committer"] == "node-a" and sorted(state["roster"]) == ["node-a", "py-c"]
+        assert ("left", "py-b") in [(e["kind"], e.get("identity")) for e in await nodes[0].ask("events")]
         await check_everything_agrees(nodes, pys)
         # a second Node member, then the first Node client is killed and restarts with its id
         await r.add_node("node-e")

@@ -8,6 +8,7 @@ import { Context } from "../../src/sframe.js";
 import * as framing from "../../src/framing.js";
 import * as delivery from "../../src/delivery.js";
 import { safetyNumber } from "../../src/safety.js";
+import { KeyRing, KidLayout, type KeyOp } from "../../src/keys.js";
 import { Committer, GroupOpsError, refKey, type Action, type Body, type Event, type MemberRef, type View } from "../../src/committer.js";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
@@ -148,6 +149,23 @@ export function viewSummary(v: View): unknown {
   };
 }
 void refKey;
+
+/** Replays install/expire/clear steps on a KeyRing; answers the key operations of each step. */
+ops.keyring = (r) => {
+  const ring = new KeyRing(new KidLayout(r.epoch_bits, r.sender_bits), r.key_size, r.grace);
+  const show = (o: KeyOp) => [o.op, o.kid.toString()];
+  return {
+    steps: r.steps.map((st: any) => {
+      try {
+        if (st.op === "install") return ring.install(st.epoch, hex(st.key), st.own, st.members, st.now).map(show);
+        if (st.op === "expire") return ring.expire(st.now).map(show);
+        return ring.clear().map(show);
+      } catch (e) {
+        return { error: (e as Error).name };
+      }
+    }),
+  };
+};
 
 ops.committer_replay = async (r) => {
   const scripted = new ScriptedOps(r.trace);
