@@ -1,7 +1,7 @@
 /** Chromium run of the SFrame benchmark: the page's result lands in `globalThis.benchResult`. */
-import { runSframeBench } from "./core.js";
+import { runSframeBench, table } from "./core.js";
 
 (globalThis as { benchResult?: unknown }).benchResult = runSframeBench().then(
-  (results) => ({ runtime: navigator.userAgent, suite: 4, results }),
+  (results) => ({ runtime: navigator.userAgent, suite: 4, results, table: table(results) }),
   (e: unknown) => ({ error: String(e) }),
 );

@@ -60,13 +60,7 @@ def main() -> None:
         server.shutdown()
     if "error" in result:
         raise SystemExit(f"benchmark failed in the page: {result['error']}")
-    print("| frame | raw AES-GCM (µs) | SFrame encrypt (µs) | SFrame decrypt (µs) | encrypt / raw | decrypt / raw |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in result["results"]:
-        print(
-            f"| {r['size']} B | {r['raw_gcm_us']:.1f} | {r['sframe_encrypt_us']:.1f} | {r['sframe_decrypt_us']:.1f} "
-            f"| {r['ratio_encrypt']:.2f} | {r['ratio_decrypt']:.2f} |"
-        )
+    print(result["table"])
     print(result["runtime"])
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
