@@ -41,6 +41,9 @@ def require_node() -> str:
     exe = node()
     if exe is None or shutil.which("npm") is None:
         pytest.skip("node/npm not installed (apt-get install nodejs npm): web tests skipped")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+    if not version.startswith("v") or int(version[1:].split(".")[0]) < 20:
+        pytest.skip(f"node {version} is too old: the web client needs node >= 20 (global WebCrypto, ts-mls)")
     if not (WEB / "node_modules").is_dir():
         pytest.skip("web/node_modules absent: run `npm ci` in web/ (scripts/setup.sh does)")
     return exe
