@@ -13,7 +13,6 @@ import {
   createGroup,
   decodeMlsMessage,
   defaultCapabilities,
-  defaultLifetime,
   emptyPskIndex,
   encodeMlsMessage,
   generateKeyPackage,
@@ -56,6 +55,11 @@ export async function suiteImpl(suite: number): Promise<CiphersuiteImpl> {
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && constantTimeEqual(a, b);
 
+/** From one hour ago to 90 days from now, as the Python side's KeyPackages. */
+export function keyPackageLifetime(nowSeconds = Math.floor(Date.now() / 1000)): { notBefore: bigint; notAfter: bigint } {
+  return { notBefore: BigInt(Math.max(0, nowSeconds - 3600)), notAfter: BigInt(nowSeconds + 90 * 86400) };
+}
+
 /** A member as MLS says: identity, signature key, leaf index. */
 export interface Member { identity: Uint8Array; signatureKey: Uint8Array; leafIndex: number }
 
@@ -97,6 +101,7 @@ export async function checkKeyPackage(impl: CiphersuiteImpl, data: Uint8Array): 
     identity: String.fromCharCode(...cred.identity),
     signatureKey: leaf.signaturePublicKey,
     uniqueKeys: ["s" + toHex(leaf.signaturePublicKey), "e" + toHex(leaf.hpkePublicKey), "i" + toHex(kp.initKey)],
+    lifetime: [leaf.lifetime.notBefore, leaf.lifetime.notAfter],
   };
 }
 
@@ -115,7 +120,7 @@ export class MLSGroupOps implements GroupOps {
   }
 
   async newKeyPackage(): Promise<[string, Uint8Array]> {
-    const kp = await generateKeyPackage({ credentialType: "basic", identity: ascii(this.identity) }, defaultCapabilities(), defaultLifetime, [], this.impl);
+    const kp = await generateKeyPackage({ credentialType: "basic", identity: ascii(this.identity) }, defaultCapabilities(), keyPackageLifetime(), [], this.impl);
     const ref = toHex(await makeKeyPackageRef(kp.publicPackage, this.impl.hash));
     this.kps.set(ref, { pub: kp.publicPackage, priv: kp.privatePackage });
     this.keyPackagesMade += 1;

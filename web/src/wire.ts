@@ -9,7 +9,8 @@
  *              | opaque32 commit | u8 has_welcome | [opaque32 welcome]
  *   of.update  u8 version=1 | u32 gen | u64 epoch | opaque32 proposal
  *
- * kp_id is the KeyPackageRef, recomputed by every reader. A rejected message becomes a no-op.
+ * kp_id is the KeyPackageRef, recomputed by every reader. A rejected message becomes a no-op
+ * entry (a `rejected` body with its sender and why).
  */
 import type { Body, LogEntry as CommitterEntry, MemberRef, Waiting } from "./committer.js";
 import { EntryType, type LogEntry as DeliveryEntry } from "./delivery.js";
@@ -176,8 +177,20 @@ export function parsePayload(kind: string, payload: Uint8Array): Parsed {
   return { type: "parsed_commit", gen, epoch, adds, removes, commit, welcome };
 }
 
-/** What a KeyPackage checker reports: its ref, identity and the keys that must be unique. */
-export interface CheckedKeyPackage { kpId: string; identity: string; signatureKey: Uint8Array; uniqueKeys: string[] }
+/** A KeyPackage must be valid since this many seconds before its entry's timestamp... */
+export const LIFETIME_BEFORE = 300;
+/** ...and stay valid this many seconds after it (the server's clock, the same for every reader). */
+export const LIFETIME_AFTER = 86400;
+
+/** What a KeyPackage checker reports: its ref, identity, lifetime and the keys that must be unique. */
+export interface CheckedKeyPackage {
+  kpId: string;
+  identity: string;
+  signatureKey: Uint8Array;
+  uniqueKeys: string[];
+  /** [notBefore, notAfter] in seconds since the epoch. */
+  lifetime: [bigint, bigint];
+}
 /** Validates one KeyPackage (MLS-specific; see mlsops.ts); throws WireError if invalid. */
 export type KeyPackageChecker = (keyPackage: Uint8Array) => Promise<CheckedKeyPackage>;
 
@@ -202,19 +215,23 @@ export class WireDecoder {
     if (d.entryType === EntryType.LEFT) return { entry: { seq, body: { type: "left", client: d.sender }, sender: null }, rejected: null };
     if (d.entryType === EntryType.EVICTED) return { entry: { seq, body: { type: "evicted", client: d.sender }, sender: null }, rejected: null };
     try {
-      const body = await this.message(d.sender, d.kind, d.payload);
+      const body = await this.message(d.sender, d.kind, d.payload, d.timestampMs / 1000n);
       return { entry: { seq, body, sender: d.sender }, rejected: null };
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
-      return { entry: { seq, body: { type: "joined", client: d.sender }, sender: null }, rejected: e.message };
+      return { entry: { seq, body: { type: "rejected", client: d.sender, reason: e.message }, sender: d.sender }, rejected: e.message };
     }
   }
 
-  private async message(sender: string, kind: string, payload: Uint8Array): Promise<Body> {
+  private async message(sender: string, kind: string, payload: Uint8Array, now: bigint): Promise<Body> {
     const p = parsePayload(kind, payload);
     if (p.type === "kp") {
       const c = await this.check(p.keyPackage);
       if (c.identity !== sender) throw new WireError("KeyPackage identity is not its sender's");
+      const [notBefore, notAfter] = c.lifetime;
+      if (!(notBefore <= now - BigInt(LIFETIME_BEFORE) && now + BigInt(LIFETIME_AFTER) <= notAfter)) {
+        throw new WireError("KeyPackage lifetime does not cover its publication");
+      }
       if (c.uniqueKeys.some((k) => this.seenKeys.has(k)) || this.kps.has(c.kpId)) throw new WireError("KeyPackage reuses a key seen before in this room");
       for (const k of c.uniqueKeys) this.seenKeys.add(k);
       this.kps.set(c.kpId, { client: sender, keyPackage: p.keyPackage, signatureKey: c.signatureKey });

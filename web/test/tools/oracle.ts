@@ -9,6 +9,8 @@ import * as framing from "../../src/framing.js";
 import * as delivery from "../../src/delivery.js";
 import { safetyNumber } from "../../src/safety.js";
 import { KeyRing, KidLayout, type KeyOp } from "../../src/keys.js";
+import { WireDecoder, encodeBody } from "../../src/wire.js";
+import { MLSGroupOps, checkKeyPackage, suiteImpl } from "../../src/mlsops.js";
 import { Committer, GroupOpsError, refKey, type Action, type Body, type Event, type MemberRef, type View } from "../../src/committer.js";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
@@ -165,6 +167,36 @@ ops.keyring = (r) => {
       }
     }),
   };
+};
+
+const impl = suiteImpl(1);
+
+/** A fresh KeyPackage (MLSMessage) made by ts-mls for `identity`. */
+ops.new_kp = async (r) => {
+  const mls = new MLSGroupOps(await impl, r.identity, new WireDecoder(async () => { throw new Error("unused"); }));
+  const [kpId, kp] = await mls.newKeyPackage();
+  return { kpId, kp: toHex(kp) };
+};
+
+/** Decode a room's log from seq 1 with a fresh WireDecoder: per entry the body it becomes. */
+ops.wire_decode = async (r) => {
+  const cs = await impl;
+  const dec = new WireDecoder((kp) => checkKeyPackage(cs, kp));
+  const out: unknown[] = [];
+  for (const e of r.entries) {
+    const d = await dec.decode({
+      type: "entry", seq: BigInt(e.seq), timestampMs: BigInt(e.ts), entryType: e.entry_type, flags: 0,
+      sender: e.sender, kind: e.kind, payload: hex(e.payload),
+    });
+    out.push(d.rejected !== null ? { type: "rejected" } : bodyToJson(d.entry.body));
+  }
+  return { bodies: out };
+};
+
+/** `[kind, payload]` of a body, for the encode direction. */
+ops.wire_encode = (r) => {
+  const [kind, payload] = encodeBody(bodyFromJson(r.body));
+  return { kind, payload: toHex(payload) };
 };
 
 ops.committer_replay = async (r) => {
