@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orange_fast.session import committer as _committer
 from orange_fast.session.committer import (
-    Append,
     AppendResult,
     CaughtUp,
     CommitMsg,
@@ -24,6 +24,18 @@ from orange_fast.session.committer import (
     UpdateProposalMsg,
     View,
 )
+
+# The session layer renames LogEntry -> DecodedEntry and Append -> RequestAppend: accept both.
+LogEntry = getattr(_committer, "DecodedEntry", None) or _committer.LogEntry
+Append = getattr(_committer, "RequestAppend", None) or _committer.Append
+
+
+def decoded_json(decoded: Any) -> dict[str, Any]:
+    """A WireDecoder result as JSON: ``Decoded(entry, rejected)`` or a ``DecodedEntry`` with a Rejected body."""
+    body = getattr(decoded, "entry", decoded).body
+    if getattr(decoded, "rejected", None) is not None or isinstance(body, Rejected):
+        return {"type": "rejected"}
+    return body_json(body)
 
 
 def ref_json(r: MemberRef) -> list[str]:

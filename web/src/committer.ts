@@ -193,6 +193,8 @@ export class Committer {
   private nextRequest = 1;
   private ticks = 0;
   private waitSeq = 0;
+  /** Waiting KeyPackages our MLS group refused to add (passed over while they wait). */
+  private refused = new Set<string>();
 
   constructor(readonly client: string, readonly ops: GroupOps, readonly updateInterval = 0) {
     if (typeof client !== "string" || client.length === 0) throw new TypeError("client must be a non-empty string");
@@ -433,9 +435,12 @@ export class Committer {
     }
     const due = this.updateInterval > 0 && this.ticks >= this.updateInterval;
     if (sameRef(v.committerRef(), this.myRef)) {
+      // A KeyPackage our group refused to add is passed over while it waits.
+      this.refused = new Set([...this.refused].filter((k) => v.waiting.some((w) => refKey(w.ref) === k)));
+      const waiting = v.waiting.filter((w) => !this.refused.has(refKey(w.ref)));
       let adds: readonly Waiting[] = [];
       let removes: MemberRef[] = [];
-      if (v.waiting.length > 0) adds = v.waiting;
+      if (waiting.length > 0) adds = waiting;
       else removes = v.members.filter((m) => v.isStale(m));
       if (adds.length > 0 || removes.length > 0 || v.updates.size > 0 || due) await this.commit(adds, removes, nxt, out);
       return;
@@ -456,6 +461,22 @@ export class Committer {
     }
   }
 
+  /** The adds our group refuses one by one (each tried in a commit that is discarded). */
+  private async refusedAdds(adds: readonly Waiting[]): Promise<MemberRef[]> {
+    const refused: MemberRef[] = [];
+    for (const w of adds) {
+      try {
+        await this.ops.commit([w.keyPackage], []);
+      } catch (e) {
+        if (!(e instanceof GroupOpsError)) throw e;
+        refused.push(w.ref);
+        continue;
+      }
+      await this.ops.clearPending();
+    }
+    return refused;
+  }
+
   private async commit(adds: readonly Waiting[], removes: MemberRef[], nxt: number, out: Action[]): Promise<void> {
     const v = this.view;
     let result: [Uint8Array, Uint8Array | null];
@@ -463,6 +484,18 @@ export class Committer {
       result = await this.ops.commit(adds.map((w) => w.keyPackage), removes);
     } catch (e) {
       if (!(e instanceof GroupOpsError)) throw e;
+      const refused = await this.refusedAdds(adds);
+      if (refused.length > 0) {
+        // A waiting KeyPackage that MLS will not add (hostile or stale): pass it over and act
+        // again at the next event, instead of dropping the group (every committer in turn
+        // would fail on it the same way).
+        refused.sort((a, b) => (a.client < b.client ? -1 : a.client > b.client ? 1 : a.kpId < b.kpId ? -1 : a.kpId > b.kpId ? 1 : 0));
+        for (const ref of refused) {
+          this.refused.add(refKey(ref));
+          this.note(this.lastSeqValue, `refused:keypackage:${ref.client}`);
+        }
+        return;
+      }
       await this.dropGroup("commit-failed", out);
       return;
     }

@@ -24,7 +24,7 @@ export const FLAG_CREATOR = 0x01;
 export const ErrorCode = Object.freeze({
   MALFORMED_FRAME: 1, UNSUPPORTED_VERSION: 2, NOT_AUTHENTICATED: 3, AUTH_FAILED: 4, ROOM_NOT_ALLOWED: 5,
   MESSAGE_TOO_LARGE: 6, RATE_LIMITED: 7, SEQUENCE_CONFLICT: 8, BAD_RESUME: 9, SUPERSEDED: 10, EVICTED: 11,
-  ABUSE: 12, INTERNAL_ERROR: 13, SHUTTING_DOWN: 14, UNEXPECTED_FRAME: 15,
+  ABUSE: 12, INTERNAL_ERROR: 13, SHUTTING_DOWN: 14, UNEXPECTED_FRAME: 15, SERVER_BUSY: 16,
 });
 const ERROR_CODES = new Set<number>(Object.values(ErrorCode));
 const ERROR_NAMES = new Map<number, string>(Object.entries(ErrorCode).map(([k, v]) => [v, k]));
@@ -34,6 +34,11 @@ const FINAL = new Set<number>([
   ErrorCode.SUPERSEDED, ErrorCode.ABUSE, ErrorCode.MALFORMED_FRAME, ErrorCode.NOT_AUTHENTICATED,
   ErrorCode.UNEXPECTED_FRAME, ErrorCode.MESSAGE_TOO_LARGE,
 ]);
+/** Refusals of a full or overloaded server: final on the first connection, retried later. */
+const BUSY = new Set<number>([ErrorCode.SERVER_BUSY, ErrorCode.RATE_LIMITED]);
+
+/** A room token, or a function giving a fresh (signed, short-lived) access token before every HELLO. */
+export type TokenSource = Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
 
 /** A frame does not parse, or a field is out of range. */
 export class MalformedFrameError extends Error {
@@ -435,12 +440,13 @@ export class DeliveryClient {
   constructor(
     readonly url: string,
     readonly room: string,
-    private readonly token: Uint8Array,
+    private readonly token: TokenSource,
     readonly clientId: string,
     private readonly options: DeliveryClientOptions = {},
   ) {
     this.lastSeqValue = options.resumeFrom ?? 0n;
-    validate({ type: "hello", version: PROTOCOL_VERSION, room, token, clientId, resumeFrom: this.lastSeqValue, joinPayload: options.joinPayload ?? new Uint8Array(0) });
+    const probe = typeof token === "function" ? Uint8Array.of(1) : token;
+    validate({ type: "hello", version: PROTOCOL_VERSION, room, token: probe, clientId, resumeFrom: this.lastSeqValue, joinPayload: options.joinPayload ?? new Uint8Array(0) });
     this.backoff = options.backoffInitialMs ?? 50;
     const ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (ctor === undefined) throw new TypeError("no WebSocket constructor: pass options.WebSocket");
@@ -595,11 +601,17 @@ export class DeliveryClient {
       this.backoff = Math.min(this.backoff * 2, this.options.backoffMaxMs ?? 2000);
       this.retryTimer = setTimeout(() => this.open(null), delay);
     };
-    ws.onopen = () => {
-      ws.send(encode({
-        type: "hello", version: PROTOCOL_VERSION, room: this.room, token: this.token, clientId: this.clientId,
-        resumeFrom: this.lastSeqValue, joinPayload: this.options.joinPayload ?? new Uint8Array(0),
-      }));
+    ws.onopen = async () => {
+      try {
+        const token = typeof this.token === "function" ? await this.token() : this.token;
+        if (ended) return;
+        ws.send(encode({
+          type: "hello", version: PROTOCOL_VERSION, room: this.room, token, clientId: this.clientId,
+          resumeFrom: this.lastSeqValue, joinPayload: this.options.joinPayload ?? new Uint8Array(0),
+        }));
+      } catch (e) {
+        fail(e instanceof Error ? e : new Error("token source failed"), first !== null);
+      }
     };
     ws.onerror = () => fail(new ConnectionLostError("cannot connect"), false);
     ws.onclose = () => fail(new ConnectionLostError("connection closed"), false);
@@ -651,7 +663,9 @@ export class DeliveryClient {
         }
       } catch (e) {
         const err = e as Error;
-        const final = err instanceof ProtocolError || (err instanceof ServerError && FINAL.has(err.code));
+        const final =
+          err instanceof ProtocolError ||
+          (err instanceof ServerError && (FINAL.has(err.code) || (BUSY.has(err.code) && !gotReady && first !== null)));
         fail(err, final);
       }
     };

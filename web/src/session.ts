@@ -9,7 +9,7 @@
  * a time. Events: epoch, joined, left, safety, lost, rejected, failed.
  */
 import { Committer, type Action, type Event as CommitterEvent } from "./committer.js";
-import { DeliveryClient, ServerError, ErrorCode, type DeliveryClientOptions, type LogEntry as DeliveryEntry } from "./delivery.js";
+import { DeliveryClient, ServerError, ErrorCode, type DeliveryClientOptions, type LogEntry as DeliveryEntry, type TokenSource } from "./delivery.js";
 import { EXPORTER_LABEL, EpochKeys } from "./keys.js";
 import { MLSGroupOps, checkKeyPackage, membersOf, suiteImpl } from "./mlsops.js";
 import { safetyNumber, type SafetyNumber } from "./safety.js";
@@ -69,7 +69,7 @@ export class SessionClient {
   constructor(
     url: string,
     readonly room: string,
-    token: Uint8Array,
+    token: TokenSource,
     readonly clientId: string,
     config: SessionConfig = {},
     deliveryOptions: DeliveryClientOptions = {},
