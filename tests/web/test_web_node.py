@@ -40,3 +40,14 @@ def test_bundle_loads_and_round_trips_a_frame() -> None:
     run = subprocess.run([exe, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60, cwd="/", check=False)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"pt": "hello", "session": "function", "safety": "function"}
+
+
+def test_packaged_bundle_is_the_built_one_when_present() -> None:
+    """``orange_fast.web.bundle_path()``: None in a build without node, else the bundled client."""
+    from orange_fast.web import bundle_path
+
+    path = bundle_path()
+    if path is None:
+        return  # built without node/npm: nothing shipped (the page cannot be served)
+    text = path.read_text(encoding="utf-8")
+    assert "SFrame 1.0 Secret key" in text and "orange_fast safety number v1" in text
