@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web_json import Append, LogEntry, action_json, event_json, plain, view_json
-from web_support import ROOT, Oracle
+from web_support import ROOT
 
 from orange_fast.session.committer import (
     AppendResult,
@@ -54,12 +52,6 @@ try:  # moved to orange_fast.session.errors by the session layer's update
 except ImportError:
     from orange_fast.session.committer import GroupOpsError  # type: ignore[no-redef]
 
-
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[Oracle]:
-    o = Oracle()
-    yield o
-    o.close()
 
 
 class RecordingOps:

@@ -9,12 +9,10 @@ Runs in about 20 s.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from web_support import Oracle
 
 from orange_fast import sframe
 from orange_fast.delivery import protocol as P
@@ -25,12 +23,6 @@ from orange_fast.session.safety import safety_number
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[Oracle]:
-    o = Oracle()
-    yield o
-    o.close()
 
 
 u64 = st.one_of(st.integers(0, 7), st.integers(0, 2**16), st.integers(0, 2**64 - 1))

@@ -11,7 +11,6 @@ be rejected by both. And bodies encode to the same ``(kind, payload)``. Runs in 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,12 +33,6 @@ from orange_fast.session.wire import WireDecoder, encode_body
 IDS = ["alice", "bob", "carol"]
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[Oracle]:
-    o = Oracle()
-    yield o
-    o.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import {
   processMessage,
   type CiphersuiteImpl,
   type ClientState,
+  type IncomingMessageCallback,
   type KeyPackage,
   type PrivateKeyPackage,
   type Proposal,
@@ -187,19 +188,7 @@ export class MLSGroupOps implements GroupOps {
     const state = this.require();
     const expect = this.expectation;
     this.expectation = null;
-    let next: ClientState;
-    try {
-      const decoded = decodeMlsMessage(commit, 0);
-      if (decoded === undefined) throw new MLSOpsError("commit does not parse");
-      const msg = decoded[0];
-      if (msg.wireformat !== "mls_private_message" && msg.wireformat !== "mls_public_message") throw new MLSOpsError("not a handshake message");
-      const result = await processMessage(msg, state, emptyPskIndex, acceptAll, this.impl);
-      if (result.kind !== "newState") throw new MLSOpsError("not a commit");
-      next = result.newState;
-    } catch (e) {
-      if (e instanceof MLSOpsError) throw e;
-      throw new MLSOpsError(`commit rejected: ${(e as Error).name}`);
-    }
+    const next = await this.processHandshake(state, commit, acceptAll, "commit");
     if (next.groupContext.epoch !== state.groupContext.epoch + 1n) throw new MLSOpsError("message is not a commit of this epoch");
     if (expect !== null && bytesEqual(expect.commit, commit)) {
       const before = new Set(membersOf(state).map((m) => toHex(m.signatureKey)));
@@ -217,24 +206,28 @@ export class MLSGroupOps implements GroupOps {
   async processProposal(proposal: Uint8Array): Promise<void> {
     const state = this.require();
     let kind = "";
-    let next: ClientState;
-    try {
-      const decoded = decodeMlsMessage(proposal, 0);
-      if (decoded === undefined) throw new MLSOpsError("proposal does not parse");
-      const msg = decoded[0];
-      if (msg.wireformat !== "mls_private_message" && msg.wireformat !== "mls_public_message") throw new MLSOpsError("not a handshake message");
-      const result = await processMessage(msg, state, emptyPskIndex, (incoming) => {
-        kind = incoming.kind === "proposal" ? String(incoming.proposal.proposal.proposalType) : incoming.kind;
-        return kind === "update" ? "accept" : "reject";
-      }, this.impl);
-      if (result.kind !== "newState") throw new MLSOpsError("not a proposal");
-      next = result.newState;
-    } catch (e) {
-      if (e instanceof MLSOpsError) throw e;
-      throw new MLSOpsError(`proposal rejected: ${(e as Error).name}`);
-    }
+    const next = await this.processHandshake(state, proposal, (incoming) => {
+      kind = incoming.kind === "proposal" ? String(incoming.proposal.proposal.proposalType) : incoming.kind;
+      return kind === "update" ? "accept" : "reject";
+    }, "proposal");
     if (kind !== "update" || next.groupContext.epoch !== state.groupContext.epoch) throw new MLSOpsError("log entry is not an Update proposal");
     this.state = next;
+  }
+
+  /** Process one Public/PrivateMessage against `state`; the new state (the old one is untouched). */
+  private async processHandshake(state: ClientState, data: Uint8Array, callback: IncomingMessageCallback, what: string): Promise<ClientState> {
+    try {
+      const decoded = decodeMlsMessage(data, 0);
+      if (decoded === undefined) throw new MLSOpsError(`${what} does not parse`);
+      const msg = decoded[0];
+      if (msg.wireformat !== "mls_private_message" && msg.wireformat !== "mls_public_message") throw new MLSOpsError("not a handshake message");
+      const result = await processMessage(msg, state, emptyPskIndex, callback, this.impl);
+      if (result.kind !== "newState") throw new MLSOpsError(`not a ${what}`);
+      return result.newState;
+    } catch (e) {
+      if (e instanceof MLSOpsError) throw e;
+      throw new MLSOpsError(`${what} rejected: ${(e as Error).name}`);
+    }
   }
 
   async join(welcome: Uint8Array, kpId: string): Promise<void> {
