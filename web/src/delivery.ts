@@ -71,6 +71,13 @@ export class ConnectionLostError extends Error {
     this.name = "ConnectionLostError";
   }
 }
+/** An append got no answer in time: the connection is presumably stuck (outcome unknown). */
+export class AppendTimeoutError extends ConnectionLostError {
+  constructor(message = "append timed out") {
+    super(message);
+    this.name = "AppendTimeoutError";
+  }
+}
 /** The client was closed. */
 export class ClientClosedError extends Error {
   constructor(message = "client closed") {
@@ -524,7 +531,7 @@ export class DeliveryClient {
     return new Promise<bigint>((resolve, reject) => {
       const t = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(new ConnectionLostError("append timed out"));
+        reject(new AppendTimeoutError());
       }, timeoutMs);
       this.pending.set(requestId, {
         resolve: (s) => { clearTimeout(t); this.pending.delete(requestId); resolve(s); },
@@ -627,6 +634,11 @@ export class DeliveryClient {
         if (!gotReady) {
           if (frame.type === "error") throw new ServerError(frame.code, frame.detail, frame.fatal, frame.seq);
           if (frame.type !== "ready") throw new ProtocolError("expected READY");
+          if (this.closing || this.finished) {
+            ended = true; // close() ran while this connection was being made
+            ws.close(1000);
+            return;
+          }
           if (frame.headSeq < this.lastSeqValue) throw new ProtocolError("server log is behind this client's resume point");
           gotReady = true;
           clearTimeout(connectTimer);

@@ -9,7 +9,7 @@
  * a time. Events: epoch, joined, left, safety, lost, rejected, failed.
  */
 import { Committer, type Action, type Event as CommitterEvent } from "./committer.js";
-import { DeliveryClient, ServerError, ErrorCode, type DeliveryClientOptions, type LogEntry as DeliveryEntry, type TokenSource } from "./delivery.js";
+import { AppendTimeoutError, DeliveryClient, ServerError, ErrorCode, type DeliveryClientOptions, type LogEntry as DeliveryEntry, type TokenSource } from "./delivery.js";
 import { EXPORTER_LABEL, EpochKeys } from "./keys.js";
 import { MLSGroupOps, checkKeyPackage, membersOf, suiteImpl } from "./mlsops.js";
 import { safetyNumber, type SafetyNumber } from "./safety.js";
@@ -295,6 +295,7 @@ export class SessionClient {
         const seq = e.code === ErrorCode.SEQUENCE_CONFLICT ? Number(e.seq) : 0;
         this.enqueue(() => this.feed({ type: "append_result", requestId: a.requestId, accepted: false, seq }));
       }
+      else if (e instanceof AppendTimeoutError) this.delivery.abortConnection(); // stuck: drop it and resume
       // connection lost / closed: unknown outcome, resolved once caught up again
     }
   }
