@@ -90,6 +90,7 @@ export class SessionClient {
       onEntry: (e) => this.enqueue(() => this.onDeliveryEntry(e)),
       onEnd: (failure) => {
         if (failure !== null && !this.closed) {
+          if (this.timer) clearInterval(this.timer); // the delivery client ended for good
           this.enqueue(async () => {
             await this.feed({ type: "leave" });
             this.emit({ kind: "failed", gen: this.genValue, epoch: this.epochValue ?? 0, detail: failure.name });
