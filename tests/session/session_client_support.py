@@ -9,11 +9,12 @@ from typing import Any, Iterable
 
 from orange_fast.delivery import DeliveryServer, SQLiteStorage  # noqa: F401 (re-exported for tests)
 from orange_fast.session.client import SessionClient, SessionConfig
+from orange_fast.session.testing import crash
 from orange_fast.sframe import SFrameError
 
 TOKEN = b"session-test-token-0123456789"
 ROOM = "room"
-FAST = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0)
+FAST = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0, update_interval=0)
 DELIVERY_OPTIONS = {"backoff_initial": 0.02, "backoff_max": 0.2, "connect_timeout": 3.0}
 
 
@@ -39,7 +40,7 @@ def converged(clients: Iterable[SessionClient]) -> bool:
     clients = list(clients)
     if not clients or not all(c.in_group for c in clients):
         return False
-    if len({(c.gen, c.epoch, c.epoch_authenticator, c.safety_value) for c in clients}) != 1:
+    if len({(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in clients}) != 1:
         return False
     ids = sorted(c.client_id for c in clients)
     return all(sorted(r.identity for r in c.roster) == ids for c in clients) and all(
@@ -85,7 +86,7 @@ def assert_all_decrypt(clients: list[SessionClient]) -> None:
 async def close_all(clients: Iterable[SessionClient]) -> None:
     for c in clients:
         with contextlib.suppress(Exception):
-            await c.crash()
+            await crash(c)
 
 
 class FreezableProxy:

@@ -17,7 +17,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "formal")
 from explore import AbstractOps  # noqa: E402
 
 from orange_fast.session.committer import (  # noqa: E402
-    Append,
     AppendResult,
     CaughtUp,
     CommitMsg,
@@ -25,22 +24,23 @@ from orange_fast.session.committer import (  # noqa: E402
     CommitterConfig,
     CommitterError,
     CreateMsg,
-    GroupOpsError,
-    Rejected,
-    UpdateProposalMsg,
+    DecodedEntry,
     Delivered,
     Disconnected,
     EpochChanged,
     Evicted,
     GroupLost,
+    GroupOpsError,
     Joined,
     KeyPackageMsg,
     Leave,
     Left,
-    LogEntry,
     MemberRef,
+    Rejected,
+    RequestAppend,
     RequestResync,
     Tick,
+    UpdateProposalMsg,
     View,
     Waiting,
 )
@@ -50,17 +50,17 @@ class Room:
     """An ordered log with compare-and-append, and the clients reading it (all in memory)."""
 
     def __init__(self, update_interval: int = 0) -> None:
-        self.log: list[LogEntry] = []
+        self.log: list[DecodedEntry] = []
         self.clients: dict[str, Committer] = {}
         self.connected: dict[str, bool] = {}
         self.cursor: dict[str, int] = {}
-        self.outbox: list[tuple[str, Append]] = []
+        self.outbox: list[tuple[str, RequestAppend]] = []
         self.actions: dict[str, list] = {}
         self.hold = False  # when True, appends wait in the outbox
         self.config = CommitterConfig(update_interval=update_interval)
 
     def notice(self, body: object) -> None:
-        self.log.append(LogEntry(len(self.log) + 1, body, None))  # type: ignore[arg-type]
+        self.log.append(DecodedEntry(len(self.log) + 1, body, None))  # type: ignore[arg-type]
 
     def arrive(self, name: str) -> Committer:
         self.notice(Joined(name))
@@ -83,7 +83,7 @@ class Room:
             acts = m.handle(ev)
             self.actions[name].extend(acts)
             for a in acts:
-                if isinstance(a, Append) and self.connected[name]:
+                if isinstance(a, RequestAppend) and self.connected[name]:
                     self.outbox.append((name, a))
 
     def ds_step(self) -> bool:
@@ -92,7 +92,7 @@ class Room:
         name, a = self.outbox.pop(0)
         nxt = len(self.log) + 1
         if a.expected_seq is None or a.expected_seq == nxt:
-            self.log.append(LogEntry(nxt, a.body, name))
+            self.log.append(DecodedEntry(nxt, a.body, name))
             res = AppendResult(a.request_id, True, nxt)
         else:
             res = AppendResult(a.request_id, False, len(self.log))
@@ -248,7 +248,7 @@ def test_lobby_visitor_leave_is_a_noop() -> None:
 
 def test_empty_removal_is_never_committed() -> None:
     v = View()
-    e = LogEntry(1, CommitMsg(0, 0, (), (), b"c", None), "x")
+    e = DecodedEntry(1, CommitMsg(0, 0, (), (), b"c", None), "x")
     assert v.apply(e)[0] == v
     room = Room()
     room.arrive("a")
@@ -346,11 +346,11 @@ def test_commit_not_from_designated_committer_is_ignored_by_all() -> None:
     v = room.clients["a"].view
     w = Waiting(MemberRef("x", b"k"), b"KP")
     bogus = CommitMsg(v.gen, v.epoch, (), (MemberRef("a", v.members[0].kp_id),), b"C|x", None)
-    room.log.append(LogEntry(len(room.log) + 1, bogus, "b"))
+    room.log.append(DecodedEntry(len(room.log) + 1, bogus, "b"))
     room.settle()
     assert room.clients["a"].view == room.clients["b"].view
     assert room.clients["a"].view.epoch == v.epoch
-    assert v.apply(LogEntry(99, CommitMsg(v.gen, v.epoch, (w,), (), b"", b"W"), "a"))[1] == "ignored:add-not-waiting"
+    assert v.apply(DecodedEntry(99, CommitMsg(v.gen, v.epoch, (w,), (), b"", b"W"), "a"))[1] == "ignored:add-not-waiting"
 
 
 # --------------------------------------------------------------------------- creation
@@ -370,9 +370,9 @@ def test_only_one_group_per_room_decided_by_order() -> None:
 
 def test_create_from_a_client_that_is_not_first_is_ignored() -> None:
     v = View(waiting=(Waiting(MemberRef("a", b"1"), b"K1"), Waiting(MemberRef("b", b"2"), b"K2")))
-    nv, outcome = v.apply(LogEntry(5, CreateMsg(b"2"), "b"))
+    nv, outcome = v.apply(DecodedEntry(5, CreateMsg(b"2"), "b"))
     assert nv == v and outcome == "ignored:not-designated-creator"
-    nv, outcome = v.apply(LogEntry(5, CreateMsg(b"1"), "a"))
+    nv, outcome = v.apply(DecodedEntry(5, CreateMsg(b"1"), "a"))
     assert outcome == "applied" and nv.members == (MemberRef("a", b"1"),) and nv.gen == 1
 
 
@@ -409,7 +409,7 @@ def test_duplicates_ignored_and_gap_requests_resync() -> None:
     snap = m.snapshot()
     assert m.handle(Delivered(room.log[0])) == []
     assert m.snapshot() == snap
-    far = LogEntry(m.last_seq + 5, Joined("z"), None)
+    far = DecodedEntry(m.last_seq + 5, Joined("z"), None)
     assert m.handle(Delivered(far)) == [RequestResync(m.last_seq + 1)]
     assert m.snapshot() == snap
 
@@ -493,7 +493,7 @@ def test_empty_commit_from_non_committer_is_ignored() -> None:
         room.arrive(n)
     room.settle()
     v = room.clients["a"].view
-    e = LogEntry(len(room.log) + 1, CommitMsg(v.gen, v.epoch, (), (), b"garbage", None), "b")
+    e = DecodedEntry(len(room.log) + 1, CommitMsg(v.gen, v.epoch, (), (), b"garbage", None), "b")
     assert v.apply(e) == (v, "ignored:not-designated-committer")
     room.log.append(e)
     room.settle()
@@ -527,10 +527,10 @@ def test_create_failure_publishes_a_fresh_key_package() -> None:
 
     m = Committer("a", FailingCreate("a"))
     acts = m.handle(CaughtUp(0))
-    (kp,) = [a for a in acts if isinstance(a, Append)]
+    (kp,) = [a for a in acts if isinstance(a, RequestAppend)]
     m.handle(AppendResult(kp.request_id, True, 1))
-    acts = m.handle(Delivered(LogEntry(1, kp.body, "a")))
-    (kp2,) = [a for a in acts if isinstance(a, Append)]
+    acts = m.handle(Delivered(DecodedEntry(1, kp.body, "a")))
+    (kp2,) = [a for a in acts if isinstance(a, RequestAppend)]
     assert isinstance(kp2.body, KeyPackageMsg) and kp2.body.kp_id != kp.body.kp_id
 
 
@@ -549,9 +549,9 @@ def test_config_validation() -> None:
     [
         "not an event",
         Delivered("entry"),  # type: ignore[arg-type]
-        Delivered(LogEntry(0, Joined("x"), None)),
-        Delivered(LogEntry(1, "body", None)),  # type: ignore[arg-type]
-        Delivered(LogEntry(1, Joined("x"), 5)),  # type: ignore[arg-type]
+        Delivered(DecodedEntry(0, Joined("x"), None)),
+        Delivered(DecodedEntry(1, "body", None)),  # type: ignore[arg-type]
+        Delivered(DecodedEntry(1, Joined("x"), 5)),  # type: ignore[arg-type]
         CaughtUp(-1),
         AppendResult("1", True, 1),  # type: ignore[arg-type]
     ],

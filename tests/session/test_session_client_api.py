@@ -20,6 +20,7 @@ from session_client_support import (
 
 from orange_fast.delivery.errors import AuthenticationFailedError
 from orange_fast.session.client import SessionClient, SessionConfig, SessionEvent
+from orange_fast.session.testing import crash
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -62,7 +63,7 @@ async def test_events_follow_mls_membership(tmp_path: Path) -> None:
         assert "epoch" in kinds and "safety" in kinds
         assert sorted(e.identity for e in events if e.kind == "joined") == ["alice", "bob", "carol"]
         assert events[-1].kind in ("safety", "joined")
-        assert [e.detail for e in events if e.kind == "safety"][-1] == alice.safety_number
+        assert [e.detail for e in events if e.kind == "safety"][-1] == alice.safety.text
         await clients.pop(1).leave()
         await wait_converged(clients)
         events = _drain(alice.events)
@@ -72,7 +73,7 @@ async def test_events_follow_mls_membership(tmp_path: Path) -> None:
         await carol.leave()
         events = _drain(carol.events)
         assert [e.kind for e in events][-1] == "lost" and events[-1].detail == "left"
-        assert carol.roster == () and carol.send_kid() is None and carol.safety_number is None
+        assert carol.roster == () and carol.send_kid() is None and carol.safety is None
     finally:
         await close_all(clients)
         await server.stop()
@@ -111,7 +112,7 @@ async def test_eight_clients_random_churn_converges(tmp_path: Path) -> None:
                 name = rng.choice(sorted(live))
                 client = live.pop(name)
                 gone.append(client)
-                await (client.leave() if action == "leave" else client.crash())
+                await (client.leave() if action == "leave" else crash(client))
             if step % 3 == 2:
                 await wait_converged(list(live.values()), 20)
         await wait_converged(list(live.values()), 20)

@@ -54,7 +54,7 @@ async def test_every_member_refreshes_its_leaf(tmp_path: Path) -> None:
         await wait_converged(clients)
         # the non-committers' refreshes arrived as proposals, committed by the committer
         assert clients[0].committer.view.committer() == "member0"
-        assert len({c.safety_number for c in clients}) == 1
+        assert len({c.safety for c in clients}) == 1
         assert_all_decrypt(clients)
         for c in clients:
             assert c.stats.internal_errors == 0
@@ -66,7 +66,12 @@ async def test_every_member_refreshes_its_leaf(tmp_path: Path) -> None:
 @pytest.mark.asyncio(loop_scope="function")
 async def test_update_proposal_wire_round_trip_and_truncation() -> None:
     from orange_fast.session.committer import UpdateProposalMsg
-    from orange_fast.session.wire import KIND_UPDATE, WireError, encode_body, parse_payload
+    from orange_fast.session.wire import (
+        KIND_UPDATE,
+        WireError,
+        encode_body,
+        parse_payload,
+    )
 
     body = UpdateProposalMsg(gen=3, epoch=2**40 + 5, proposal=b"\x00\x01mls-proposal")
     kind, payload = encode_body(body)

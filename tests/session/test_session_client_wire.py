@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from orange_fast.delivery import EntryType
 from orange_fast.delivery import LogEntry as DeliveryEntry
 from orange_fast.mls import KeyPackage, SignatureKeyPair
-from orange_fast.session.committer import CommitMsg, CreateMsg, Joined, KeyPackageMsg, Left, MemberRef
+from orange_fast.session.committer import (
+    CommitMsg,
+    CreateMsg,
+    KeyPackageMsg,
+    Left,
+    MemberRef,
+    Rejected,
+)
 from orange_fast.session.wire import (
     KIND_COMMIT,
     KIND_CREATE,
@@ -39,19 +46,18 @@ def test_commit_round_trip_with_known_key_packages() -> None:
     data = _kp(b"bob")
     kind, payload = encode_body(KeyPackageMsg(b"ignored", data))
     got = dec.decode(_entry(1, "bob", kind, payload))
-    assert got.rejected is None and isinstance(got.entry.body, KeyPackageMsg)
-    ref = got.entry.body.kp_id
+    assert isinstance(got.body, KeyPackageMsg)
+    ref = got.body.kp_id
     assert ref == KeyPackage.from_bytes(data).ref()
     waiting = dec.decode(_entry(1, "bob", kind, payload))  # the same KeyPackage again: refused
-    assert waiting.rejected is not None and isinstance(waiting.entry.body, Joined)
+    assert waiting.body == Rejected("bob", "KeyPackage reuses a key seen before in this room")
     from orange_fast.session.committer import Waiting
 
     body = CommitMsg(3, 7, (Waiting(MemberRef("bob", ref), data),), (MemberRef("carol", b"\x01" * 32),), b"commit", b"welcome")
     kind, payload = encode_body(body)
     assert kind == KIND_COMMIT
     back = dec.decode(_entry(2, "alice", kind, payload))
-    assert back.rejected is None
-    assert back.entry.body == body and back.entry.sender == "alice" and back.entry.seq == 2
+    assert back.body == body and back.sender == "alice" and back.seq == 2
     assert dec.signature_key(MemberRef("bob", ref)) == bytes(KeyPackage.from_bytes(data).leaf_node.signature_key)
     assert dec.signature_key(MemberRef("mallory", ref)) is None
 
@@ -62,14 +68,13 @@ def test_commit_naming_an_unknown_key_package_is_rejected() -> None:
     dec = WireDecoder(1)
     kind, payload = encode_body(CommitMsg(1, 0, (Waiting(MemberRef("x", b"\x02" * 32), b"kp"),), (), b"c", b"w"))
     got = dec.decode(_entry(5, "a", kind, payload))
-    assert got.rejected == "commit adds an unknown KeyPackage"
-    assert got.entry.body == Joined("a") and got.entry.seq == 5
+    assert got.body == Rejected("a", "commit adds an unknown KeyPackage") and got.seq == 5
 
 
 def test_notices_map_to_committer_notices() -> None:
     dec = WireDecoder(1)
     got = dec.decode(DeliveryEntry(4, 0, EntryType.LEFT, 0, "zed", "", b""))
-    assert got.entry.body == Left("zed") and got.entry.sender is None
+    assert got.body == Left("zed") and got.sender is None
 
 
 @pytest.mark.parametrize(
@@ -95,7 +100,7 @@ def test_key_package_with_foreign_identity_is_rejected() -> None:
     dec = WireDecoder(1)
     kind, payload = encode_body(KeyPackageMsg(b"", _kp(b"alice")))
     got = dec.decode(_entry(1, "mallory", kind, payload))
-    assert got.rejected == "KeyPackage identity is not its sender's"
+    assert got.body == Rejected("mallory", "KeyPackage identity is not its sender's")
 
 
 refs = st.tuples(st.text(alphabet="abcxyz0123", min_size=1, max_size=8), st.binary(min_size=1, max_size=40))
@@ -140,8 +145,8 @@ _DECODER = WireDecoder(1)
 @given(kind=st.sampled_from(KINDS), payload=st.binary(max_size=400), seq=st.integers(1, 2**40))
 def test_decoder_turns_any_payload_into_an_entry(kind: str, payload: bytes, seq: int) -> None:
     got = _DECODER.decode(_entry(seq, "fuzz", kind, b"\x01" + payload))
-    assert got.entry.seq == seq
-    if got.rejected is not None:
-        assert got.entry.body == Joined("fuzz")
+    assert got.seq == seq and got.sender == "fuzz"
+    if isinstance(got.body, Rejected):
+        assert got.body.client == "fuzz" and got.body.reason
     else:
-        assert isinstance(got.entry.body, (CreateMsg, CommitMsg, KeyPackageMsg))
+        assert isinstance(got.body, (CreateMsg, CommitMsg, KeyPackageMsg))

@@ -67,8 +67,9 @@ async def _log_cost(server: Any, after_seq: int, clients: int) -> tuple[int, int
 async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
     from ..delivery import DeliveryServer, SQLiteStorage
     from ..session.client import SessionClient, SessionConfig
+    from ..session.testing import crash
 
-    config = SessionConfig(tick_interval=0.2, grace_period=1.0)
+    config = SessionConfig(tick_interval=0.2, grace_period=1.0, update_interval=0)
     options = {"backoff_initial": 0.02, "backoff_max": 0.2}
     with tempfile.TemporaryDirectory(prefix="orange-fast-session-bench-") as tmp:
         server = DeliveryServer(
@@ -145,7 +146,7 @@ async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
                 leave_cost.append(await _log_cost(server, seq0, len(members) + 1))
         finally:
             for c in members:
-                await c.crash()
+                await crash(c)
             await server.stop()
 
     def med(values: Sequence[float]) -> float:

@@ -10,7 +10,7 @@ server's order, never of a client's guess or of a clock.
 The machine has no clock, socket or randomness of its own.  Inputs are events
 (:class:`Delivered` log entries in server order, :class:`CaughtUp`,
 :class:`Disconnected`, :class:`AppendResult`, :class:`Tick`, :class:`Leave`); outputs are
-actions (:class:`Append`, :class:`RequestResync`, :class:`EpochChanged`,
+actions (:class:`RequestAppend`, :class:`RequestResync`, :class:`EpochChanged`,
 :class:`GroupLost`).  MLS work goes through the small :class:`GroupOps` protocol, so
 the same machine runs against the real ``orange_fast.mls`` group and against the
 abstract model of ``formal/explore.py``.
@@ -53,47 +53,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, Union, runtime_checkable
 
+from .errors import CommitterError, GroupOpsError
+
 __all__ = [
+    # the machine
+    "Committer",
+    "CommitterConfig",
+    "View",
+    "GroupOps",
+    # the log it reads: entries and their bodies
+    "DecodedEntry",
     "MemberRef",
     "Waiting",
     "Joined",
     "Left",
     "Evicted",
+    "Rejected",
     "KeyPackageMsg",
     "CreateMsg",
     "CommitMsg",
     "UpdateProposalMsg",
-    "Rejected",
-    "LogEntry",
+    # events in, actions out
     "Delivered",
     "CaughtUp",
     "Disconnected",
     "AppendResult",
     "Tick",
     "Leave",
-    "Append",
+    "RequestAppend",
     "RequestResync",
     "EpochChanged",
     "GroupLost",
-    "View",
-    "GroupOps",
-    "GroupOpsError",
-    "CommitterError",
-    "CommitterConfig",
-    "Committer",
 ]
-
-
-class GroupOpsError(Exception):
-    """An MLS operation failed (bad commit or Welcome, fork, wrong epoch...).
-
-    :class:`GroupOps` implementations raise it (or a subclass) for every failure caused
-    by received data; the committer answers by resynchronising, never by crashing.
-    """
-
-
-class CommitterError(TypeError):
-    """An event of the wrong type or shape was given to :meth:`Committer.handle`."""
 
 
 # --------------------------------------------------------------------------- log bodies
@@ -186,9 +177,11 @@ class UpdateProposalMsg:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A log entry that did not decode or validate (set by the wire layer); a no-op for all.
+    """A client message that did not decode or validate (set by :mod:`.wire`); a no-op for all.
 
-    Keeps sequence numbers contiguous.  ``reason`` is a short code for logs.
+    Every client rejects the same entries (decoding depends only on the log), so the entry
+    keeps sequence numbers contiguous and changes nothing.  ``client`` is the sender the
+    DS stamped, ``reason`` a short code for logs.
     """
 
     client: str
@@ -201,8 +194,11 @@ _CLIENT_BODIES = (KeyPackageMsg, CreateMsg, CommitMsg, UpdateProposalMsg, Reject
 
 
 @dataclass(frozen=True)
-class LogEntry:
-    """One entry of the room's log: sequence number (from 1), body, and the DS-attested sender.
+class DecodedEntry:
+    """One entry of the room's log, decoded: sequence number (from 1), body, DS-attested sender.
+
+    The delivery layer's ``orange_fast.delivery.LogEntry`` is the stored form (kind and
+    payload bytes); :class:`~.wire.WireDecoder` turns it into this one.
 
     Server notices have ``sender=None``; client messages carry the sending client's id.
     """
@@ -219,7 +215,7 @@ class LogEntry:
 class Delivered:
     """The transport delivered a log entry (in order; duplicates and gaps are tolerated)."""
 
-    entry: LogEntry
+    entry: DecodedEntry
 
 
 @dataclass(frozen=True)
@@ -257,7 +253,7 @@ Event = Union[Delivered, CaughtUp, Disconnected, AppendResult, Tick, Leave]
 
 
 @dataclass(frozen=True)
-class Append:
+class RequestAppend:
     """Ask the DS to append ``body``; with ``expected_seq`` only if it gets exactly that seq."""
 
     request_id: int
@@ -287,7 +283,7 @@ class GroupLost:
     reason: str
 
 
-Action = Union[Append, RequestResync, EpochChanged, GroupLost]
+Action = Union[RequestAppend, RequestResync, EpochChanged, GroupLost]
 
 
 # --------------------------------------------------------------------------- the public view
@@ -344,7 +340,7 @@ class View:
 
     # -- the fold -----------------------------------------------------------------------
 
-    def apply(self, entry: LogEntry) -> tuple[View, str]:
+    def apply(self, entry: DecodedEntry) -> tuple[View, str]:
         """Fold one entry; return the new view and an outcome code.
 
         Outcome codes: ``"applied"``, or ``"noop:..."`` / ``"ignored:..."`` when the
@@ -639,7 +635,7 @@ class Committer:
         if len(self.notes) < 256:
             self.notes.append((seq, outcome))
 
-    def _on_entry(self, entry: LogEntry, out: list[Action]) -> None:
+    def _on_entry(self, entry: DecodedEntry, out: list[Action]) -> None:
         lo = self._l
         if entry.seq <= lo.last_seq:
             return  # duplicate delivery
@@ -822,7 +818,7 @@ class Committer:
         lo.next_request += 1
         commit = body.commit if isinstance(body, CommitMsg) else None
         lo.inflight = _Inflight(rid, kind, expected, kp_id, None, commit)
-        out.append(Append(rid, body, expected))
+        out.append(RequestAppend(rid, body, expected))
 
     def _decide(self, out: list[Action]) -> None:
         lo = self._l
@@ -877,7 +873,7 @@ class Committer:
             rid = lo.next_request
             lo.next_request += 1
             lo.inflight = _Inflight(rid, "proposal", None, None, None, proposal)
-            out.append(Append(rid, UpdateProposalMsg(v.gen, v.epoch, proposal), None))
+            out.append(RequestAppend(rid, UpdateProposalMsg(v.gen, v.epoch, proposal), None))
 
     def _commit(self, adds: tuple[Waiting, ...], removes: tuple[MemberRef, ...], nxt: int, out: list[Action]) -> bool:
         v = self.view
@@ -892,11 +888,11 @@ class Committer:
 
 
 def _check_entry(entry: object) -> None:
-    if not isinstance(entry, LogEntry):
-        raise CommitterError("Delivered.entry must be a LogEntry")
+    if not isinstance(entry, DecodedEntry):
+        raise CommitterError("Delivered.entry must be a DecodedEntry")
     if not isinstance(entry.seq, int) or isinstance(entry.seq, bool) or entry.seq < 1:
-        raise CommitterError("LogEntry.seq must be an int >= 1")
+        raise CommitterError("DecodedEntry.seq must be an int >= 1")
     if not isinstance(entry.body, (*_NOTICES, *_CLIENT_BODIES)):
-        raise CommitterError("LogEntry.body has an unknown type")
+        raise CommitterError("DecodedEntry.body has an unknown type")
     if entry.sender is not None and not isinstance(entry.sender, str):
-        raise CommitterError("LogEntry.sender must be a str or None")
+        raise CommitterError("DecodedEntry.sender must be a str or None")

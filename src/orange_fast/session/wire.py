@@ -24,8 +24,14 @@ Decoding is deterministic and depends only on the log, so every client accepts o
 the same entries.  A rejected message (malformed, unknown kind, oversize, a KeyPackage
 that fails validation, whose identity is not its sender's, or that reuses a key seen
 before in the room, a commit that names an unknown KeyPackage) becomes a *no-op* entry
-(:class:`~.committer.Joined` of its sender, which the committer's fold ignores), so the
-sequence numbers stay contiguous; :attr:`Decoded.rejected` says why.
+whose body is :class:`~.committer.Rejected` (its sender and why), which the committer's
+fold ignores, so the sequence numbers stay contiguous.
+
+The identity check is what makes the server's authentication reach MLS: the delivery
+service stamps every entry with the client id it authenticated, and a KeyPackage is only
+accepted if its credential identity is exactly that id.  A member's credential can then
+never change (see :mod:`.mlsops`), so every leaf's identity is the id the server
+authenticated when the leaf's KeyPackage was published.
 """
 
 from __future__ import annotations
@@ -42,15 +48,17 @@ from .committer import (
     Body,
     CommitMsg,
     CreateMsg,
+    DecodedEntry,
     Evicted,
     Joined,
     KeyPackageMsg,
     Left,
-    LogEntry,
     MemberRef,
+    Rejected,
     UpdateProposalMsg,
     Waiting,
 )
+from .errors import WireError
 
 __all__ = [
     "WIRE_VERSION",
@@ -60,7 +68,6 @@ __all__ = [
     "KIND_UPDATE",
     "MAX_PAYLOAD",
     "WireError",
-    "Decoded",
     "encode_body",
     "parse_payload",
     "WireDecoder",
@@ -75,10 +82,6 @@ MAX_PAYLOAD = 1 << 20
 """Largest handshake payload a client accepts (the delivery service's default limit)."""
 MAX_REFS = 4096
 """Most adds or removes one commit may name."""
-
-
-class WireError(ValueError):
-    """A handshake payload is malformed or not acceptable (the message is ignored)."""
 
 
 # --------------------------------------------------------------------------- encoding
@@ -230,14 +233,6 @@ def parse_payload(kind: str, payload: bytes) -> bytes | ParsedCommit | UpdatePro
 
 
 @dataclass(frozen=True)
-class Decoded:
-    """A delivery entry turned into a committer entry; ``rejected`` is a reason or None."""
-
-    entry: LogEntry
-    rejected: str | None = None
-
-
-@dataclass(frozen=True)
 class _KnownKP:
     client: str
     key_package: bytes
@@ -258,6 +253,7 @@ class WireDecoder:
         self._probe_tree = probe._s.tree  # noqa: SLF001 - an empty-ish tree for KeyPackage validation
         self._probe_context = probe.group_context
         self._kps: dict[bytes, _KnownKP] = {}
+        self._by_signature_key: dict[bytes, bytes] = {}
         self._seen_keys: set[bytes] = set()
 
     def signature_key(self, ref: MemberRef) -> bytes | None:
@@ -267,6 +263,13 @@ class WireDecoder:
             return None
         return known.signature_key
 
+    def key_package_of(self, signature_key: bytes) -> bytes | None:
+        """The ``kp_id`` of the accepted KeyPackage with this signature key, or None.
+
+        Unique: a KeyPackage reusing a signature key seen before in the room is rejected.
+        """
+        return self._by_signature_key.get(bytes(signature_key))
+
     def key_package_ref(self, key_package: bytes) -> bytes:
         """The KeyPackageRef of ``key_package`` (raises WireError if it does not parse)."""
         try:
@@ -274,19 +277,19 @@ class WireDecoder:
         except (MLSError, ValueError) as exc:
             raise WireError(f"bad KeyPackage: {type(exc).__name__}") from None
 
-    def decode(self, d: DeliveryEntry) -> Decoded:
-        """Map a delivery entry to a committer entry (a rejected message becomes a no-op)."""
+    def decode(self, d: DeliveryEntry) -> DecodedEntry:
+        """Map a delivery entry to a committer entry (a rejected message gets a :class:`Rejected` body)."""
         if d.entry_type == EntryType.JOINED:
-            return Decoded(LogEntry(d.seq, Joined(d.sender), None))
+            return DecodedEntry(d.seq, Joined(d.sender), None)
         if d.entry_type == EntryType.LEFT:
-            return Decoded(LogEntry(d.seq, Left(d.sender), None))
+            return DecodedEntry(d.seq, Left(d.sender), None)
         if d.entry_type == EntryType.EVICTED:
-            return Decoded(LogEntry(d.seq, Evicted(d.sender), None))
+            return DecodedEntry(d.seq, Evicted(d.sender), None)
         try:
             body = self._message(d.sender, d.kind, d.payload)
         except WireError as exc:
-            return Decoded(LogEntry(d.seq, Joined(d.sender), None), rejected=str(exc))
-        return Decoded(LogEntry(d.seq, body, d.sender))
+            return DecodedEntry(d.seq, Rejected(d.sender, str(exc)), d.sender)
+        return DecodedEntry(d.seq, body, d.sender)
 
     def _message(self, sender: str, kind: str, payload: bytes) -> Body:
         parsed = parse_payload(kind, payload)
@@ -328,4 +331,5 @@ class WireDecoder:
             raise WireError("KeyPackage reuses a key seen before in this room")
         self._seen_keys.update(keys)
         self._kps[ref] = _KnownKP(sender, data, bytes(leaf.signature_key))
+        self._by_signature_key[bytes(leaf.signature_key)] = ref
         return KeyPackageMsg(ref, data)
