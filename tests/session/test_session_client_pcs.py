@@ -28,8 +28,8 @@ UPDATING = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0
 
 def _leaf_keys(client) -> dict[int, bytes]:
     """Encryption key of every member's leaf, as this client's MLS tree has it."""
-    tree = client.ops.group._s.tree  # noqa: SLF001 - test-only look at the ratchet tree
-    return {r.leaf_index: tree.leaf(r.leaf_index).encryption_key for r in client.roster}
+    keys = {m.leaf_index: m.encryption_key for m in client.ops.group.members}
+    return {r.leaf_index: keys[r.leaf_index] for r in client.roster}
 
 
 async def test_every_member_refreshes_its_leaf(tmp_path: Path) -> None:

@@ -130,15 +130,11 @@ class OursBench:
         self.receiver_bytes = held[_receiver_leaf(n)].to_bytes() if n > 1 else None
         self.groups = held
 
-    def _receiver(self) -> Any:
+    def receiver(self) -> Any:
         """A fresh copy of the receiver's state, with its tree-hash cache warm as in a long-lived member
-        (``from_bytes`` does not persist the cache; mls-rs keeps its tree hashes in its stored state)."""
-        r = self.mls.Group.from_bytes(self.receiver_bytes)
-        try:
-            r._s.tree.root_tree_hash()
-        except AttributeError:  # pragma: no cover - internal layout changed
-            pass
-        return r
+        (``Group.from_bytes`` checks the tree hash, which fills the cache; mls-rs keeps its tree
+        hashes in its stored state)."""
+        return self.mls.Group.from_bytes(self.receiver_bytes)
 
     def new_key_package(self) -> tuple[bytes, Any]:
         mls = self.mls
@@ -166,7 +162,7 @@ class OursBench:
             out = a.add([kp])
             a.clear_pending_commit()
             if op == "process_add":
-                r = self._receiver()
+                r = self.receiver()
                 return lambda: r.process(out.commit)
             return lambda: mls.Group.join_from_welcome(out.welcome, kpp, private_handshake=self.ph)
         if op in ("commit_remove", "process_remove"):
@@ -174,14 +170,14 @@ class OursBench:
                 return lambda: a.remove([1])
             out = a.remove([1])
             a.clear_pending_commit()
-            r = self._receiver()
+            r = self.receiver()
             return lambda: r.process(out.commit)
         if op == "commit_update":
             return a.update
         if op == "process_update":
             out = a.update()
             a.clear_pending_commit()
-            r = self._receiver()
+            r = self.receiver()
             return lambda: r.process(out.commit)
         raise ValueError(f"unknown operation {op!r}")
 
@@ -305,7 +301,7 @@ def _count_hashes(ours: OursBench) -> dict[str, int]:
         out["commit_update"] = counter[0]
         ours.committer.clear_pending_commit()
         if ours.receiver_bytes is not None:
-            r = ours._receiver()
+            r = ours.receiver()
             counter[0] = 0
             r.process(o.commit)
             out["process_update"] = counter[0]

@@ -10,6 +10,9 @@ Public API::
     out = group.add([kp.to_bytes()]); group.merge_pending_commit()
     bob = mls.Group.join_from_welcome(out.welcome, kp_private)
     group.export_secret(b"SFrame 1.0 Base Key", b"", 16)
+    staged = bob.stage(commit_bytes)   # inspect staged.added / removed / epoch, then
+    bob.merge_staged(staged)           # or staged.discard(); bob.process(m) does both at once
+    mls.validate_key_package(kp.to_bytes())   # no group needed
 
 Every error is an ``MLSError`` subclass (see ``orange_fast.mls.errors``).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from .errors import (
     ConfirmationTagError,
+    CredentialSuccessionError,
     DecodeError,
     DecryptionError,
     InvalidCommitError,
@@ -39,7 +43,9 @@ from .errors import (
     WrongEpochError,
     WrongGroupError,
 )
-from .group import CommitOutput, Group, Member, ProcessResult
+from .group import CommitOutput, Group, ProcessResult, StagedMessage
+from .keypackages import validate_key_package
+from .member import CredentialValidator, Member
 from .messages import Capabilities, Credential, Extension, ExtensionType, KeyPackage, KeyPackagePrivate
 from .suite import CipherSuite, SignatureKeyPair
 
@@ -54,8 +60,11 @@ __all__ = [
     "ExtensionType",
     "Group",
     "Member",
+    "CredentialValidator",
     "CommitOutput",
     "ProcessResult",
+    "StagedMessage",
+    "validate_key_package",
     "MLSError",
     "DecodeError",
     "DecryptionError",
@@ -77,4 +86,5 @@ __all__ = [
     "WrongEpochError",
     "WrongGroupError",
     "ConfirmationTagError",
+    "CredentialSuccessionError",
 ]

@@ -6,7 +6,7 @@ Public names: ``MLSError`` (base) and its subclasses ``DecodeError``, ``InvalidS
 ``ReplayedMessageError``, ``InvalidMessageError``, ``InvalidKeyPackageError``,
 ``InvalidLeafNodeError``, ``ConfirmationTagError``, ``MembershipTagError``, ``KeyExhaustedError``,
 ``TooDistantGenerationError``, ``MissingPSKError``, ``InvalidWelcomeError``, ``InvalidGroupInfoError``,
-``StateError``, ``InvalidPublicKeyError``.
+``StateError``, ``InvalidPublicKeyError``, ``CredentialSuccessionError``.
 
 Messages never contain key material: they describe *what* was wrong, never the secret bytes.
 """
@@ -38,6 +38,7 @@ __all__ = [
     "InvalidGroupInfoError",
     "StateError",
     "InvalidPublicKeyError",
+    "CredentialSuccessionError",
 ]
 
 
@@ -71,6 +72,12 @@ class InvalidTreeError(InvalidMessageError):
 
 class InvalidLeafNodeError(InvalidTreeError):
     """A LeafNode failed validation (RFC 9420 §7.3)."""
+
+
+class CredentialSuccessionError(InvalidLeafNodeError):
+    """A replacement leaf (Update proposal, commit UpdatePath) is not a valid successor of the leaf it
+    replaces (RFC 9420 §5.3.1): its credential identity or signature key changed without the
+    application's consent (see ``Group``'s ``credential_validator``)."""
 
 
 class InvalidKeyPackageError(InvalidMessageError):

@@ -51,26 +51,15 @@ from .proposals import (
     validate_leaf_node,
     validate_proposal_list,
 )
+from .member import CredentialValidator, Member, check_successor, member_of
 from .suite import CipherSuite, SignatureKeyPair, Suite, get_suite
 from .tree import RatchetTree
 
-__all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage"]
+__all__ = ["Group", "Member", "CommitOutput", "ProcessResult", "ProposalMessage", "CredentialValidator",
+           "StagedMessage"]
 
 _STATE_VERSION = 1
 _RESUMPTION_KEEP = 8
-
-
-@dataclass(frozen=True)
-class Member:
-    """A group member as seen in the ratchet tree."""
-
-    leaf_index: int
-    identity: bytes
-    signature_key: bytes
-    encryption_key: bytes = b""
-
-    def __repr__(self) -> str:
-        return f"Member(leaf_index={self.leaf_index}, identity={self.identity!r})"
 
 
 @dataclass
@@ -108,8 +97,91 @@ class ProcessResult:
 ProposalMessage = bytes
 
 
-def _member_of(idx: int, leaf: M.LeafNode) -> Member:
-    return Member(idx, bytes(leaf.credential.identity), bytes(leaf.signature_key), bytes(leaf.encryption_key))
+class StagedMessage:
+    """A processed but not yet applied message (RFC 9420 §12.4.2; OpenMLS's ``StagedCommit``).
+
+    :meth:`Group.stage` validates a message completely and returns this object; the group is not
+    changed until :meth:`Group.merge_staged` applies it. Inspect what it would do first (``kind``,
+    ``epoch`` (the new epoch for a commit), ``sender``, ``added``, ``removed``, ``updated``, ...) and
+    either merge it or :meth:`discard` it (dropping the object has the same effect). A staged
+    message can be merged once, and only into the state it was staged from: any other change of
+    the group in between makes :meth:`Group.merge_staged` raise ``StateError``.
+    """
+
+    __slots__ = ("_group", "_base", "_state", "_result", "_open")
+
+    def __init__(self, group: "Group", base: "_State", state: "_State", result: ProcessResult) -> None:
+        self._group = group
+        self._base = base
+        self._state = state
+        self._result = result
+        self._open = True
+
+    @property
+    def result(self) -> ProcessResult:
+        """The full description of the message (what :meth:`Group.process` returns)."""
+        return self._result
+
+    @property
+    def kind(self) -> str:
+        """``"commit"``, ``"proposal"`` or ``"application"``."""
+        return self._result.kind
+
+    @property
+    def is_commit(self) -> bool:
+        return self._result.kind == "commit"
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the group is in after merging (the new epoch for a commit)."""
+        return self._result.epoch
+
+    @property
+    def sender(self) -> Optional[int]:
+        """The sender's leaf index (None for an external sender or joiner)."""
+        return self._result.sender
+
+    @property
+    def sender_type(self) -> Optional[str]:
+        return self._result.sender_type
+
+    @property
+    def added(self) -> List[Member]:
+        return list(self._result.added)
+
+    @property
+    def removed(self) -> List[Member]:
+        return list(self._result.removed)
+
+    @property
+    def updated(self) -> List[int]:
+        return list(self._result.updated)
+
+    @property
+    def removes_self(self) -> bool:
+        """True if merging this commit removes us from the group."""
+        return self._result.removed_self
+
+    @property
+    def proposal_type(self) -> Optional[str]:
+        return self._result.proposal_type
+
+    @property
+    def is_open(self) -> bool:
+        """False once merged or discarded."""
+        return self._open
+
+    def discard(self) -> None:
+        """Give up this staged message; the group keeps its current state."""
+        self._open = False
+
+    def __repr__(self) -> str:
+        return f"StagedMessage({self._result!r}, open={self._open})"
+
+
+
+
+_member_of = member_of
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -263,15 +335,31 @@ class _State:
 class Group:
     """One member's state of an MLS group."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, credential_validator: Optional[CredentialValidator] = None) -> None:
         self._s = state
+        self._validator = credential_validator
+
+    def set_credential_validator(self, validator: Optional[CredentialValidator]) -> None:
+        """Install the application's credential-succession rule (None: the strict default).
+
+        A member's replacement leaf (in its Update proposal or its commit's UpdatePath) must keep
+        the credential identity and the signature key, unless ``validator(old, new)`` returns
+        True for that change (RFC 9420 §5.3.1). The validator is not part of :meth:`to_bytes`;
+        pass it again to :meth:`from_bytes`."""
+        self._validator = validator
+
+    @property
+    def credential_validator(self) -> Optional[CredentialValidator]:
+        """The credential-succession rule in force (None: same identity and signature key)."""
+        return self._validator
 
     # -- creation -------------------------------------------------------------------------------------
     @classmethod
     def create(cls, suite: "int | CipherSuite", identity: bytes, signer: SignatureKeyPair,
                group_id: Optional[bytes] = None, *, extensions: Optional[List[M.Extension]] = None,
                private_handshake: bool = True,
-               capabilities: Optional[M.Capabilities] = None) -> "Group":
+               capabilities: Optional[M.Capabilities] = None,
+               credential_validator: Optional[CredentialValidator] = None) -> "Group":
         """A new one-member group at epoch 0 (RFC 9420 §11)."""
         s = get_suite(suite)
         if signer.suite != s.cipher_suite:
@@ -303,7 +391,7 @@ class Group:
         st.confirmation_tag = s.mac(st.epoch.confirmation_key, b"")
         st.interim_transcript_hash = _interim(s, b"", st.confirmation_tag)
         st.private_handshake = private_handshake
-        return cls(st)
+        return cls(st, credential_validator)
 
     # -- read-only properties ---------------------------------------------------------------------
     @property
@@ -371,11 +459,15 @@ class Group:
 
     def add_external_psk(self, psk_id: bytes, psk: bytes) -> None:
         """Register an external PSK that commits/welcomes of this group may reference."""
-        self._s.psks[bytes(psk_id)] = bytes(psk)
+        st = self._s.copy()
+        st.psks[bytes(psk_id)] = bytes(psk)
+        self._s = st
 
     def set_private_handshake(self, enabled: bool) -> None:
         """Send handshake messages as PrivateMessage (default) or PublicMessage."""
-        self._s.private_handshake = bool(enabled)
+        st = self._s.copy()
+        st.private_handshake = bool(enabled)
+        self._s = st
 
     # -- persistence --------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -384,16 +476,18 @@ class Group:
         return w.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Group":
+    def from_bytes(cls, data: bytes, *, credential_validator: Optional[CredentialValidator] = None) -> "Group":
         r = Reader(bytes(data))
         try:
             st = _State.decode(r)
             r.finish()
+            if not hmac.compare_digest(st.tree.root_tree_hash(), bytes(st.context.tree_hash)):
+                raise DecodeError("group state: ratchet tree does not match the group context")
         except MLSError:
             raise
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise DecodeError(f"malformed group state: {type(exc).__name__}") from None
-        return cls(st)
+        return cls(st, credential_validator)
 
     def __repr__(self) -> str:
         return (f"Group(suite={self.cipher_suite.name}, epoch={self.epoch}, members={len(self.members)}, "
@@ -519,7 +613,7 @@ class Group:
             resolved.append(ResolvedProposal(p, M.Sender.member(me), False))
             por.append(M.ProposalOrRef(proposal=p))
         validate_proposal_list(s, resolved, st.tree, st.context, me, external=False, known_psk=st.psk_lookup,
-                               check_lifetime=True)
+                               check_lifetime=True, credential_validator=self._validator)
         tree = st.tree.copy()
         applied = apply_proposals(tree, resolved)
         new_ext = applied.extensions if applied.extensions is not None else list(st.context.extensions)
@@ -636,15 +730,23 @@ class Group:
         p = self._s.pending
         if p is None:
             raise StateError("no pending commit")
+        new, result = self._pending_outcome(p)
+        self._s = new
+        return result
+
+    @staticmethod
+    def _pending_outcome(p: _Pending) -> Tuple[_State, ProcessResult]:
         new = p.state
         added = [_member_of(i, new.tree.leaf(i)) for i in p.added if new.tree.leaf(i) is not None]
-        self._s = new
-        return ProcessResult("commit", new.context.epoch, sender=new.own_leaf, sender_type="member",
-                             added=added, removed=list(p.removed), updated=list(p.updated), own_commit=True)
+        return new, ProcessResult("commit", new.context.epoch, sender=new.own_leaf, sender_type="member",
+                                  added=added, removed=list(p.removed), updated=list(p.updated), own_commit=True)
 
     def clear_pending_commit(self) -> None:
         """Drop the pending commit (the delivery service rejected it)."""
-        self._s.pending = None
+        if self._s.pending is not None:
+            st = self._s.copy()  # a new state object: messages staged before are void
+            st.pending = None
+            self._s = st
 
     def _make_group_info(self, st: _State, external_pub: bool = True) -> M.GroupInfo:
         exts = [M.Extension(M.ExtensionType.ratchet_tree, st.tree.to_bytes())]
@@ -688,7 +790,8 @@ class Group:
     def join_from_welcome(cls, welcome: bytes, key_package_private: M.KeyPackagePrivate,
                           ratchet_tree: Optional[bytes] = None, *,
                           psks: Optional[Dict[bytes, bytes]] = None, private_handshake: bool = True,
-                          check_lifetimes: bool = False) -> "Group":
+                          check_lifetimes: bool = False,
+                          credential_validator: Optional[CredentialValidator] = None) -> "Group":
         """Join from a Welcome (RFC 9420 §12.4.3.1) with our KeyPackage's private part."""
         try:
             msg = M.MLSMessage.from_bytes(welcome)
@@ -773,12 +876,13 @@ class Group:
         st.interim_transcript_hash = _interim(s, ctx.confirmed_transcript_hash, st.confirmation_tag)
         st.psks = psk_store
         st.private_handshake = private_handshake
-        return cls(st)
+        return cls(st, credential_validator)
 
     @classmethod
     def join_external(cls, group_info: bytes, identity: bytes, signer: SignatureKeyPair, *,
                       ratchet_tree: Optional[bytes] = None, remove_leaf: Optional[int] = None,
-                      private_handshake: bool = True, psks: Optional[Dict[bytes, bytes]] = None
+                      private_handshake: bool = True, psks: Optional[Dict[bytes, bytes]] = None,
+                      credential_validator: Optional[CredentialValidator] = None
                       ) -> Tuple["Group", bytes]:
         """External commit (RFC 9420 §12.4.3.2); ``remove_leaf`` resyncs (removes our old leaf).
 
@@ -855,14 +959,42 @@ class Group:
         st.interim_transcript_hash = _interim(s, confirmed, tag)
         st.psks = dict(psks or {})
         st.private_handshake = private_handshake
-        return cls(st), commit_msg
+        return cls(st, credential_validator), commit_msg
 
     # -- processing -----------------------------------------------------------------------------------
     def process(self, message: bytes) -> ProcessResult:
-        """Process a handshake or application message; returns what changed.
+        """Process a handshake or application message and apply it; returns what changed.
 
-        Raises an ``MLSError`` subclass for anything invalid and then leaves the state untouched.
+        Same as ``merge_staged(stage(message))``. Raises an ``MLSError`` subclass for anything
+        invalid and then leaves the state untouched.
         """
+        return self.merge_staged(self.stage(message))
+
+    def merge_staged(self, staged: StagedMessage) -> ProcessResult:
+        """Apply a message staged by :meth:`stage` (raises ``StateError`` if it is not this group's,
+        was already merged or discarded, or the group changed since it was staged)."""
+        if not isinstance(staged, StagedMessage) or staged._group is not self:
+            raise StateError("this staged message belongs to another group object")
+        if not staged._open:
+            raise StateError("this staged message was already merged or discarded")
+        if staged._base is not self._s:
+            raise StateError("the group changed since this message was staged")
+        staged._open = False
+        self._s = staged._state
+        return staged._result
+
+    def stage(self, message: bytes) -> StagedMessage:
+        """Validate a handshake or application message without applying it.
+
+        Returns a :class:`StagedMessage` to inspect and then :meth:`merge_staged` or discard;
+        the group state is unchanged until the merge. Raises an ``MLSError`` subclass for
+        anything invalid.
+        """
+        base = self._s
+        new, result = self._stage(message)
+        return StagedMessage(self, base, new, result)
+
+    def _stage(self, message: bytes) -> Tuple[_State, ProcessResult]:
         try:
             msg = M.MLSMessage.from_bytes(bytes(message))
         except MLSError:
@@ -871,13 +1003,13 @@ class Group:
             raise InvalidMessageError("not a Public/PrivateMessage")
         pending = self._s.pending
         if pending is not None and hmac.compare_digest(bytes(message), pending.commit_message):
-            return self.merge_pending_commit()
+            return self._pending_outcome(pending)
         own_ref = self._s.sent_proposals.get(self._s.suite.hash(bytes(message)))
         if own_ref is not None and own_ref in self._s.proposals:
             # our own proposal echoed by the delivery service: already cached when sent
             c = self._s.proposals[own_ref]
-            return ProcessResult("proposal", self.epoch, sender=self._s.own_leaf, sender_type="member",
-                                 proposal_ref=own_ref, proposal_type=c.proposal.proposal_type.name)
+            return self._s, ProcessResult("proposal", self.epoch, sender=self._s.own_leaf, sender_type="member",
+                                          proposal_ref=own_ref, proposal_type=c.proposal.proposal_type.name)
         st = self._s.copy()
         body = msg.body
         gid = body.content.group_id if msg.wire_format == M.WireFormat.public_message else body.group_id
@@ -901,16 +1033,13 @@ class Group:
                 raise InvalidMessageError("application data must be a PrivateMessage")
             result = ProcessResult("application", st.context.epoch, sender=sender.index, sender_type="member",
                                    application_data=bytes(fc.content))
-            self._s = st
-            return result
+            return st, result
         if fc.content_type == M.ContentType.proposal:
             result = self._process_proposal(st, ac)
-            self._s = st
-            return result
+            return st, result
         new, result = self._process_commit(st, ac)
         new.pending = None  # another member's commit won: our pending commit is void
-        self._s = new
-        return result
+        return new, result
 
     def _process_proposal(self, st: _State, ac: M.AuthenticatedContent) -> ProcessResult:
         prop: M.Proposal = ac.content.content  # type: ignore[assignment]
@@ -924,6 +1053,8 @@ class Group:
                 old = st.tree.leaf(sender.index)
                 validate_leaf_node(s, body.leaf_node, st.tree, st.context, source=M.LeafNodeSource.update,
                                    leaf_index=sender.index, replacing=sender.index)
+                if old is not None:
+                    check_successor(sender.index, old, body.leaf_node, self._validator)
                 if old is None or bytes(body.leaf_node.encryption_key) == bytes(old.encryption_key):
                     raise InvalidProposalError("Update does not change the encryption key")
             elif isinstance(body, M.Add):
@@ -982,7 +1113,7 @@ class Group:
                 if not rp.by_reference and isinstance(rp.proposal.body, M.ExternalInit):
                     raise InvalidProposalError("ExternalInit in a regular commit")
         validate_proposal_list(s, resolved, st.tree, st.context, committer, external=external,
-                               known_psk=st.psk_lookup)
+                               known_psk=st.psk_lookup, credential_validator=self._validator)
         old_tree = st.tree
         tree = old_tree.copy()
         applied = apply_proposals(tree, resolved)
@@ -1011,6 +1142,8 @@ class Group:
             validate_leaf_node(s, path.leaf_node, tree, new_ctx_base, source=M.LeafNodeSource.commit,
                                leaf_index=committer, replacing=replacing)
             cur = old_tree.leaf(committer) if not external else None
+            if cur is not None:
+                check_successor(committer, cur, path.leaf_node, self._validator)
             if cur is not None and bytes(cur.encryption_key) == bytes(path.leaf_node.encryption_key):
                 raise InvalidCommitError("commit leaf keeps the old encryption key")
             # none of the new public keys may already appear in the tree

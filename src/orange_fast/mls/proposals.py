@@ -19,6 +19,7 @@ from .errors import (
     MLSError,
     UnsupportedError,
 )
+from .member import CredentialValidator, check_successor
 from .suite import Suite
 from .tree import RatchetTree
 
@@ -220,8 +221,12 @@ def validate_proposal_list(
     external: bool,
     known_psk: Any,
     check_lifetime: bool = False,
+    credential_validator: Optional[CredentialValidator] = None,
 ) -> None:
-    """RFC 9420 §12.2 (``committer`` is None for an external commit)."""
+    """RFC 9420 §12.2 (``committer`` is None for an external commit).
+
+    Every Update's leaf must be a valid successor of the leaf it replaces (§5.3.1, §12.1.2), as
+    decided by :func:`~.member.check_successor` with ``credential_validator``."""
     types = [p.proposal.proposal_type for p in props]
     if external:
         if types.count(M.ProposalType.external_init) != 1:
@@ -278,6 +283,7 @@ def validate_proposal_list(
                 raise InvalidProposalError("Update for a blank leaf")
             validate_leaf_node(suite, body.leaf_node, tree, group_context, source=M.LeafNodeSource.update,
                                leaf_index=idx, replacing=idx, check_lifetime=False)
+            check_successor(idx, old, body.leaf_node, credential_validator)
             if bytes(body.leaf_node.encryption_key) == bytes(old.encryption_key):
                 raise InvalidProposalError("Update does not change the encryption key")
             new_enc_keys.add(bytes(body.leaf_node.encryption_key))

@@ -151,23 +151,21 @@ class MLSGroupOps:
     def process(self, commit: bytes) -> None:
         group = self._require()
         expect, self._expect = self._expect, None
-        # Group.process never mutates the state object it starts from (it works on a copy and
-        # swaps it in on success), so keeping a reference is enough to roll back a commit that
-        # MLS accepts but that does not match its log entry.
-        saved = group._s  # noqa: SLF001
+        # the commit is staged, checked against its log entry, and only then merged
         try:
-            result = group.process(commit)
+            staged = group.stage(commit)
         except MLSError as exc:
             raise MLSOpsError(f"commit rejected: {type(exc).__name__}") from None
-        mismatch = result.kind != "commit"
-        added_leaves = [m.leaf_index for m in result.added]
-        removed_leaves = [m.leaf_index for m in result.removed]
+        mismatch = not staged.is_commit
+        added_leaves = [m.leaf_index for m in staged.added]
+        removed_leaves = [m.leaf_index for m in staged.removed]
         if not mismatch and expect is not None and hmac.compare_digest(expect[0], bytes(commit)):
-            added = tuple(sorted(m.signature_key for m in result.added))
+            added = tuple(sorted(m.signature_key for m in staged.added))
             mismatch = added != expect[1] or tuple(sorted(set(removed_leaves))) != expect[2]
         if mismatch:
-            group._s = saved  # noqa: SLF001
+            staged.discard()
             raise MLSOpsError("message does not do what its log entry states")
+        group.merge_staged(staged)
         self._bind_leaves(added_leaves, removed_leaves)
 
     def propose_update(self) -> bytes:
@@ -185,14 +183,14 @@ class MLSGroupOps:
         group has no credential validator that would allow it).
         """
         group = self._require()
-        saved = group._s  # noqa: SLF001 - Group.process swaps in a new state only on success
         try:
-            result = group.process(proposal)
+            staged = group.stage(proposal)
         except MLSError as exc:
             raise MLSOpsError(f"proposal rejected: {type(exc).__name__}") from None
-        if result.kind != "proposal" or result.proposal_type != "update":
-            group._s = saved  # noqa: SLF001
+        if staged.kind != "proposal" or staged.proposal_type != "update":
+            staged.discard()
             raise MLSOpsError("log entry is not an Update proposal")
+        group.merge_staged(staged)
 
     def join(self, welcome: bytes, kp_id: bytes) -> None:
         private = self._kps.pop(kp_id, None)

@@ -41,8 +41,7 @@ from dataclasses import dataclass
 
 from ..delivery import EntryType
 from ..delivery import LogEntry as DeliveryEntry
-from ..mls import CipherSuite, Group, KeyPackage, MLSError, SignatureKeyPair
-from ..mls.proposals import validate_key_package
+from ..mls import CipherSuite, KeyPackage, MLSError, validate_key_package
 from ..mls.suite import get_suite
 from .committer import (
     Body,
@@ -249,9 +248,6 @@ class WireDecoder:
     def __init__(self, suite: int | CipherSuite) -> None:
         self.suite = CipherSuite(int(suite))
         self._s = get_suite(self.suite)
-        probe = Group.create(self.suite, b"probe", SignatureKeyPair.generate(self.suite))
-        self._probe_tree = probe._s.tree  # noqa: SLF001 - an empty-ish tree for KeyPackage validation
-        self._probe_context = probe.group_context
         self._kps: dict[bytes, _KnownKP] = {}
         self._by_signature_key: dict[bytes, bytes] = {}
         self._seen_keys: set[bytes] = set()
@@ -317,7 +313,7 @@ class WireDecoder:
             kp = KeyPackage.from_bytes(data)
             if kp.to_bytes() != data:
                 raise WireError("KeyPackage is not canonically encoded")
-            validate_key_package(self._s, kp, self._probe_tree, self._probe_context, check_lifetime=False)
+            validate_key_package(kp, self.suite, check_lifetime=False)
             ref = kp.ref(self._s)
         except WireError:
             raise
