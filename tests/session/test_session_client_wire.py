@@ -150,3 +150,41 @@ def test_decoder_turns_any_payload_into_an_entry(kind: str, payload: bytes, seq:
         assert got.body.client == "fuzz" and got.body.reason
     else:
         assert isinstance(got.body, (CreateMsg, CommitMsg, KeyPackageMsg))
+
+
+def test_members_are_bound_to_leaves_and_a_member_without_a_leaf_is_skipped() -> None:
+    """``MLSGroupOps`` removes members by leaf; a stale member that has no leaf in the group
+    (nothing to remove) never makes a commit fail, and every member expects that commit."""
+    from orange_fast.session.mlsops import MLSGroupOps
+
+    dec_a, dec_b = WireDecoder(1), WireDecoder(1)
+    a, b = MLSGroupOps(1, b"alice", dec_a), MLSGroupOps(1, b"bob", dec_b)
+    entries, kps = [], []
+    for seq, (ops, name) in enumerate(((a, "alice"), (b, "bob"), (b, "bob")), start=1):
+        _ref, kp = ops.new_key_package()
+        kps.append(kp)
+        entries.append(_entry(seq, name, *encode_body(KeyPackageMsg(b"", kp))))
+    refs = []
+    for e in entries:
+        body = dec_a.decode(e).body
+        assert dec_b.decode(e).body == body
+        assert isinstance(body, KeyPackageMsg)
+        refs.append(MemberRef(e.sender, body.kp_id))
+    alice, bob, bob_unused = refs
+    a.create(alice.kp_id)
+    commit, welcome = a.commit([kps[1]], [])
+    a.merge_pending()
+    assert welcome is not None
+    b.join(welcome, bob.kp_id)
+    assert [a.leaf_of(r) for r in refs] == [0, 1, None] == [b.leaf_of(r) for r in refs]
+    assert a.leaf_of(MemberRef("mallory", bob.kp_id)) is None  # a ref must name the KeyPackage's client
+    # bob's second KeyPackage never got a leaf: removing it is a no-op, not a failure
+    commit, welcome = a.commit([], [bob_unused])
+    b.expect(commit, [], [bob_unused])
+    b.process(commit)
+    a.merge_pending()
+    assert a.epoch == b.epoch == 2 and a.group.epoch_authenticator == b.group.epoch_authenticator
+    # removing bob goes by his leaf
+    commit, _ = a.commit([], [bob])
+    a.merge_pending()
+    assert [m.identity for m in a.group.members] == [b"alice"] and a.leaf_of(bob) is None

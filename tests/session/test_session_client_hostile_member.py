@@ -1,0 +1,173 @@
+"""A hostile member (issue 9, finding 1): well-signed MLS messages that lie about credentials.
+
+Real ``SessionClient``s over a real delivery server.  Mallory is a genuine member (her own
+signing key and epoch secrets, so every message she sends is properly framed and
+authenticated) who tries to rename herself, swap her signature key, pass as another member,
+and commit without being the designated committer.  Every honest member refuses the same
+messages, the group converges with its roster unchanged, media keys stay current, and when
+mallory disconnects the honest members remove her and converge (no committer drops the
+group: on the code before this fix her rename was committed, the roster became
+``[alice, bob, alice]`` and her removal made each committer drop the group in a loop).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mls.hostile_leaf import hostile_update
+from session_client_support import (
+    assert_all_decrypt,
+    close_all,
+    converged,
+    crash,
+    start_client,
+    start_server,
+    wait_converged,
+)
+
+from orange_fast.session.committer import CommitMsg, UpdateProposalMsg
+from orange_fast.session.wire import encode_body
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
+
+
+def _roster(client) -> list[tuple[str, bytes, bool]]:
+    return sorted((r.identity, r.signature_key, r.duplicate) for r in client.roster)
+
+
+async def test_hostile_member_cannot_change_credentials_and_her_leave_converges(tmp_path: Path) -> None:
+    server = await start_server(tmp_path / "log.db")
+    clients = []
+    try:
+        for name in ("alice", "bob", "mallory"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        alice, bob, mallory = clients
+        assert alice.committer.view.committer() == "alice"
+        roster = _roster(alice)
+        bob_key = next(r.signature_key for r in bob.roster if r.identity == "bob")
+        group = mallory.ops.group
+        assert group is not None
+        hostile = [
+            ("rename", lambda: hostile_update(group, identity=b"alice")),
+            ("key swap", lambda: hostile_update(group, new_key=True)),
+            ("rename + key swap", lambda: hostile_update(group, identity=b"alice", new_key=True)),
+            ("pass as bob", lambda: hostile_update(group, identity=b"bob", claim_key=bob_key)),
+        ]
+        for what, make in hostile:
+            epoch = alice.epoch
+            assert epoch is not None
+            proposal = UpdateProposalMsg(mallory.gen, mallory.epoch, make())
+            await mallory.delivery.append(*encode_body(proposal))
+            # The view records mallory's (claimed) update, so the committer commits; the
+            # proposal itself is refused by every member and not part of that commit.
+            await alice.wait_until(lambda e=epoch: (alice.epoch or 0) > e and converged(clients), 20)
+            await wait_converged(clients)
+            for c in clients:
+                assert _roster(c) == roster, what
+            assert_all_decrypt(clients)
+        for c in (alice, bob):
+            notes = [outcome for _seq, outcome in c.committer.notes]
+            assert notes.count("proposal-invalid") == len(hostile), notes
+
+        # A commit from a member that is not the designated committer (a genuine self-update,
+        # so MLS alone would accept it): ignored by everybody, mallory included.
+        epoch = alice.epoch
+        out = group.update()
+        group.clear_pending_commit()
+        rogue = CommitMsg(mallory.gen, mallory.epoch, (), (), out.commit, None)
+        seq = await mallory.delivery.append(*encode_body(rogue))
+        for c in clients:
+            await c.wait_until(lambda c=c: c.last_seq >= seq, 10)
+            assert c.epoch == epoch and _roster(c) == roster
+            assert (seq, "ignored:not-designated-committer") in c.committer.notes
+        assert_all_decrypt(clients)
+
+        # Mallory disconnects without a word; the server evicts her, the committer removes her
+        # leaf, and the honest members converge without dropping their group.
+        await crash(mallory)
+        honest = [alice, bob]
+        await wait_converged(honest)
+        for c in honest:
+            assert sorted(r.identity for r in c.roster) == ["alice", "bob"]
+            assert c.stats.group_losses == 0 and c.stats.internal_errors == 0
+            events = []
+            while not c.events.empty():
+                events.append(c.events.get_nowait())
+            assert not [e for e in events if e.kind in ("duplicate", "lost")]
+            assert [e.identity for e in events if e.kind == "left"] == ["mallory"]
+        assert_all_decrypt(honest)
+    finally:
+        await close_all(clients)
+        await server.stop()
+
+
+async def test_key_package_must_carry_the_client_id_the_server_authenticated(tmp_path: Path) -> None:
+    """End to end: the server stamps each entry with the client id it authenticated; a
+    KeyPackage whose MLS identity is another id is refused by every member and never added."""
+    from session_client_support import DELIVERY_OPTIONS, ROOM, TOKEN
+
+    from orange_fast.delivery import DeliveryClient
+    from orange_fast.mls import KeyPackage, SignatureKeyPair
+    from orange_fast.session.committer import KeyPackageMsg
+
+    server = await start_server(tmp_path / "log.db")
+    clients = []
+    intruder = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
+    try:
+        for name in ("alice", "bob"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        epoch = clients[0].epoch
+        await intruder.connect()
+        for identity in (b"alice", b"dave"):  # a member's id, and an id nobody authenticated
+            kp, _ = KeyPackage.generate(1, identity=identity, signer=SignatureKeyPair.generate(1))
+            seq = await intruder.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
+            for c in clients:
+                await c.wait_until(lambda c=c, s=seq: c.last_seq >= s, 10)
+        for c in clients:
+            assert c.committer.view.waiting == ()
+            assert c.epoch == epoch and sorted(r.identity for r in c.roster) == ["alice", "bob"]
+            assert c.stats.rejected == 2
+            reasons = []
+            while not c.events.empty():
+                e = c.events.get_nowait()
+                if e.kind == "rejected":
+                    reasons.append(e.detail)
+            assert reasons == ["KeyPackage identity is not its sender's"] * 2
+        await intruder.close(leave=True)
+        # the genuine carol gets in with her own id
+        clients.append(await start_client(server.url, "carol"))
+        await wait_converged(clients)
+    finally:
+        await close_all(clients)
+        await intruder.close(leave=False)
+        await server.stop()
+
+
+async def test_superseded_client_reports_it(tmp_path: Path) -> None:
+    """Another connection with our client id takes over: the SessionClient says so with a
+    ``superseded`` event and drops its keys, instead of stopping silently."""
+    from session_client_support import DELIVERY_OPTIONS, ROOM, TOKEN
+
+    from orange_fast.delivery import DeliveryClient
+
+    server = await start_server(tmp_path / "log.db")
+    clients = []
+    usurper = DeliveryClient(server.url, ROOM, TOKEN, "bob", **DELIVERY_OPTIONS)
+    try:
+        for name in ("alice", "bob"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        bob = clients[1]
+        seen = []
+        bob._on_event = seen.append
+        await usurper.connect()
+        await bob.wait_until(lambda: any(e.kind == "superseded" for e in seen), 10)
+        assert not bob.in_group and bob.send_kid() is None
+        assert [e.kind for e in seen if e.kind in ("superseded", "failed")] == ["superseded"]
+    finally:
+        await close_all(clients)
+        await usurper.close(leave=False)
+        await server.stop()
