@@ -145,3 +145,55 @@ async def test_reprs_and_logs_hold_no_secrets(tmp_path: Path, caplog: pytest.Log
     finally:
         await close_all(clients)
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_roster_events_tell_members_apart_by_key(tmp_path: Path) -> None:
+    """A client that comes back with a new KeyPackage is a new member (new signature key): the
+    others see ``joined`` for the new key, ``duplicate`` while both leaves are in the tree, and
+    ``left`` for the old key; ``roster`` events carry each new roster."""
+    server = await start_server(tmp_path / "log.db", eviction_timeout=3.0)
+    clients = []
+    try:
+        for name in ("alice", "bob"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        alice = clients[0]
+        old_key = next(r.signature_key for r in alice.roster if r.identity == "bob")
+        _drain(alice.events)
+        await crash(clients.pop())
+        clients.append(await start_client(server.url, "bob"))  # before the server evicts the old one
+        await wait_converged(clients)
+        new_key = next(r.signature_key for r in alice.roster if r.identity == "bob")
+        assert new_key != old_key and not any(r.duplicate for r in alice.roster)
+        events = [e for e in _drain(alice.events) if e.kind in ("roster", "joined", "left", "duplicate")]
+        assert [(e.kind, e.identity) for e in events if e.kind != "roster"] == [
+            ("joined", "bob"), ("duplicate", "bob"), ("left", "bob")
+        ]
+        joined, left = (next(e for e in events if e.kind == k) for k in ("joined", "left"))
+        assert joined.leaf != left.leaf
+        assert [e.detail for e in events if e.kind == "roster"] == ["alice,bob,bob", "alice,bob"]
+        assert alice.status()["duplicates"] == []
+    finally:
+        await close_all(clients)
+        await server.stop()
+
+
+def test_public_names_of_the_session_package() -> None:
+    import orange_fast.session as session
+    from orange_fast.session import SafetyNumber, SessionClient, SessionConfig, SessionError
+    from orange_fast.session.committer import CommitterError
+    from orange_fast.session.errors import GroupOpsError
+    from orange_fast.session.mlsops import MLSOpsError
+    from orange_fast.session.wire import WireError
+
+    assert session.SessionEvent.__module__ == "orange_fast.session.client"
+    assert SafetyNumber.__module__ == "orange_fast.session.safety"
+    for err in (CommitterError, GroupOpsError, MLSOpsError, WireError):
+        assert issubclass(err, SessionError)
+    with pytest.raises(AttributeError):
+        session.NoSuchName  # noqa: B018
+    # one property for the safety number; no test hook on the public client
+    for name in ("safety_value", "safety_number", "crash"):
+        assert not hasattr(SessionClient, name)
+    assert SessionConfig().update_interval * SessionConfig().tick_interval == 300.0  # self-update every 5 min
