@@ -180,10 +180,14 @@ async def test_roster_events_tell_members_apart_by_key(tmp_path: Path) -> None:
 
 
 def test_public_names_of_the_session_package() -> None:
-    import orange_fast.session as session
-    from orange_fast.session import SafetyNumber, SessionClient, SessionConfig, SessionError
-    from orange_fast.session.committer import CommitterError
-    from orange_fast.session.errors import GroupOpsError
+    from orange_fast import session
+    from orange_fast.session import (
+        SafetyNumber,
+        SessionClient,
+        SessionConfig,
+        SessionError,
+    )
+    from orange_fast.session.errors import CommitterError, GroupOpsError
     from orange_fast.session.mlsops import MLSOpsError
     from orange_fast.session.wire import WireError
 
@@ -197,3 +201,12 @@ def test_public_names_of_the_session_package() -> None:
     for name in ("safety_value", "safety_number", "crash"):
         assert not hasattr(SessionClient, name)
     assert SessionConfig().update_interval * SessionConfig().tick_interval == 300.0  # self-update every 5 min
+
+
+def test_importing_the_package_loads_no_client() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, orange_fast.session as s; assert 'orange_fast.session.client' not in sys.modules; "
+            "s.SessionClient; assert 'orange_fast.session.client' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
