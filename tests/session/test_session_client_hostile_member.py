@@ -12,6 +12,7 @@ group: on the code before this fix her rename was committed, the roster became
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -170,4 +171,54 @@ async def test_superseded_client_reports_it(tmp_path: Path) -> None:
     finally:
         await close_all(clients)
         await usurper.close(leave=False)
+        await server.stop()
+
+
+@pytest.mark.parametrize("window", ["expired", "not-yet-valid", "expires-soon"])
+async def test_key_package_outside_its_lifetime_cannot_make_committers_drop_the_group(
+    tmp_path: Path, window: str
+) -> None:
+    """A KeyPackage whose lifetime does not cover its publication (by the server's timestamp,
+    the same for every client) with a margin is refused by every member alike.  Before this
+    rule, the decoder accepted it, the committer's MLS commit (which checks lifetimes against
+    its clock) failed, and each designated committer in turn dropped the group."""
+    import time
+
+    from session_client_support import DELIVERY_OPTIONS, ROOM, TOKEN
+
+    from orange_fast.delivery import DeliveryClient
+    from orange_fast.mls import KeyPackage, SignatureKeyPair
+    from orange_fast.mls.messages import Lifetime
+    from orange_fast.session.committer import KeyPackageMsg
+
+    now = int(time.time())
+    lifetime = {
+        "expired": Lifetime(now - 7200, now - 3600),
+        "not-yet-valid": Lifetime(now + 3600, now + 7200),
+        "expires-soon": Lifetime(now - 3600, now + 5),
+    }[window]
+    server = await start_server(tmp_path / "log.db")
+    clients = []
+    visitor = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
+    try:
+        for name in ("alice", "bob"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        epoch = clients[0].epoch
+        await visitor.connect()
+        kp, _ = KeyPackage.generate(1, identity=b"carol", signer=SignatureKeyPair.generate(1), lifetime=lifetime)
+        seq = await visitor.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
+        for c in clients:
+            await c.wait_until(lambda c=c: c.last_seq >= seq, 10)
+        await asyncio.sleep(0.5)  # timers tick: a committer that could act has acted
+        for c in clients:
+            assert c.committer.view.waiting == () and c.epoch == epoch
+            assert c.stats.group_losses == 0 and c.stats.rejected == 1
+        await visitor.close(leave=True)
+        clients.append(await start_client(server.url, "carol"))
+        await wait_converged(clients)
+        assert all(c.stats.group_losses == 0 for c in clients[:2])
+    finally:
+        await close_all(clients)
+        await visitor.close(leave=False)
         await server.stop()

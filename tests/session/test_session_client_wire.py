@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,8 +34,9 @@ from orange_fast.session.wire import (
 KINDS = [KIND_KEY_PACKAGE, KIND_CREATE, KIND_COMMIT]
 
 
-def _entry(seq: int, sender: str, kind: str, payload: bytes) -> DeliveryEntry:
-    return DeliveryEntry(seq, 0, EntryType.MESSAGE, 0, sender, kind, payload)
+def _entry(seq: int, sender: str, kind: str, payload: bytes, timestamp_ms: int | None = None) -> DeliveryEntry:
+    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    return DeliveryEntry(seq, ts, EntryType.MESSAGE, 0, sender, kind, payload)
 
 
 def _kp(identity: bytes) -> bytes:
@@ -188,3 +191,18 @@ def test_members_are_bound_to_leaves_and_a_member_without_a_leaf_is_skipped() ->
     commit, _ = a.commit([], [bob])
     a.merge_pending()
     assert [m.identity for m in a.group.members] == [b"alice"] and a.leaf_of(bob) is None
+
+
+def test_key_package_lifetime_is_checked_against_the_entry_timestamp() -> None:
+    """Deterministic: the server's timestamp decides, not the reader's clock."""
+    from orange_fast.mls.messages import Lifetime
+
+    t = 1_800_000_000
+    kp, _ = KeyPackage.generate(1, identity=b"bob", signer=SignatureKeyPair.generate(1),
+                                lifetime=Lifetime(t - 300, t + 86400))
+    kind, payload = encode_body(KeyPackageMsg(b"", kp.to_bytes()))
+    for ts, ok in ((t, True), (t - 1, False), (t + 1, False)):  # exactly the margins, or one second off
+        got = WireDecoder(1).decode(_entry(1, "bob", kind, payload, timestamp_ms=ts * 1000 + 999))
+        assert isinstance(got.body, KeyPackageMsg) is ok, ts
+        if not ok:
+            assert got.body == Rejected("bob", "KeyPackage lifetime does not cover its publication")

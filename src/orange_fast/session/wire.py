@@ -22,10 +22,17 @@ not published and checked.
 
 Decoding is deterministic and depends only on the log, so every client accepts or rejects
 the same entries.  A rejected message (malformed, unknown kind, oversize, a KeyPackage
-that fails validation, whose identity is not its sender's, or that reuses a key seen
-before in the room, a commit that names an unknown KeyPackage) becomes a *no-op* entry
+that fails validation, whose identity is not its sender's, whose lifetime does not cover
+its publication, or that reuses a key seen before in the room, a commit that names an
+unknown KeyPackage) becomes a *no-op* entry
 whose body is :class:`~.committer.Rejected` (its sender and why), which the committer's
 fold ignores, so the sequence numbers stay contiguous.
+
+The lifetime check uses the entry's timestamp (the server's clock, the same for every
+reader), not the reader's clock: a KeyPackage must have been valid for
+:data:`LIFETIME_BEFORE` seconds when it was published and stay valid for
+:data:`LIFETIME_AFTER` more, so the committer's MLS commit (which checks lifetimes
+against its own clock) accepts it although the decoder never looks at a local clock.
 
 The identity check is what makes the server's authentication reach MLS: the delivery
 service stamps every entry with the client id it authenticated, and a KeyPackage is only
@@ -81,6 +88,10 @@ MAX_PAYLOAD = 1 << 20
 """Largest handshake payload a client accepts (the delivery service's default limit)."""
 MAX_REFS = 4096
 """Most adds or removes one commit may name."""
+LIFETIME_BEFORE = 300
+"""A KeyPackage must be valid since at least this many seconds before its entry's timestamp."""
+LIFETIME_AFTER = 86400
+"""...and stay valid at least this many seconds after it."""
 
 
 # --------------------------------------------------------------------------- encoding
@@ -282,16 +293,16 @@ class WireDecoder:
         if d.entry_type == EntryType.EVICTED:
             return DecodedEntry(d.seq, Evicted(d.sender), None)
         try:
-            body = self._message(d.sender, d.kind, d.payload)
+            body = self._message(d.sender, d.kind, d.payload, d.timestamp_ms // 1000)
         except WireError as exc:
             return DecodedEntry(d.seq, Rejected(d.sender, str(exc)), d.sender)
         return DecodedEntry(d.seq, body, d.sender)
 
-    def _message(self, sender: str, kind: str, payload: bytes) -> Body:
+    def _message(self, sender: str, kind: str, payload: bytes, now: int) -> Body:
         parsed = parse_payload(kind, payload)
         if kind == KIND_KEY_PACKAGE:
             assert isinstance(parsed, bytes)
-            return self._key_package(sender, parsed)
+            return self._key_package(sender, parsed, now)
         if kind == KIND_CREATE:
             assert isinstance(parsed, bytes)
             return CreateMsg(parsed)
@@ -308,7 +319,7 @@ class WireDecoder:
         removes = tuple(MemberRef(c, k) for c, k in parsed.removes)
         return CommitMsg(parsed.gen, parsed.epoch, tuple(adds), removes, parsed.commit, parsed.welcome)
 
-    def _key_package(self, sender: str, data: bytes) -> KeyPackageMsg:
+    def _key_package(self, sender: str, data: bytes, now: int) -> KeyPackageMsg:
         try:
             kp = KeyPackage.from_bytes(data)
             if kp.to_bytes() != data:
@@ -322,6 +333,9 @@ class WireDecoder:
         leaf = kp.leaf_node
         if bytes(leaf.credential.identity) != sender.encode("ascii"):
             raise WireError("KeyPackage identity is not its sender's")
+        life = leaf.lifetime
+        if life is None or not (life.not_before <= now - LIFETIME_BEFORE and now + LIFETIME_AFTER <= life.not_after):
+            raise WireError("KeyPackage lifetime does not cover its publication")
         keys = (b"s" + bytes(leaf.signature_key), b"e" + bytes(leaf.encryption_key), b"i" + bytes(kp.init_key))
         if any(k in self._seen_keys for k in keys) or ref in self._kps:
             raise WireError("KeyPackage reuses a key seen before in this room")
