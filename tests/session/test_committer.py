@@ -49,7 +49,8 @@ from orange_fast.session.committer import (  # noqa: E402
 class Room:
     """An ordered log with compare-and-append, and the clients reading it (all in memory)."""
 
-    def __init__(self, update_interval: int = 0) -> None:
+    def __init__(self, update_interval: int = 0, ops_cls: type = AbstractOps) -> None:
+        self.ops_cls = ops_cls
         self.log: list[DecodedEntry] = []
         self.clients: dict[str, Committer] = {}
         self.connected: dict[str, bool] = {}
@@ -64,7 +65,7 @@ class Room:
 
     def arrive(self, name: str) -> Committer:
         self.notice(Joined(name))
-        m = Committer(name, AbstractOps(name), self.config)
+        m = Committer(name, self.ops_cls(name), self.config)
         self.clients[name] = m
         self.connected[name] = True
         self.cursor[name] = 0
@@ -578,3 +579,38 @@ def test_left_member_stops_acting() -> None:
     m = room.clients["a"]
     assert m.stopped and not m.in_group
     assert m.handle(Tick()) == []
+
+
+class _RefusingOps(AbstractOps):
+    """An MLS group that refuses to add one particular KeyPackage (as real MLS refuses a
+    KeyPackage whose key collides with the tree's)."""
+
+    __slots__ = ()
+    BAD = b"KP:bad"
+
+    def commit(self, adds, removes):  # noqa: ANN001, ANN201
+        if self.BAD in adds:
+            from orange_fast.session.errors import GroupOpsError
+
+            raise GroupOpsError("KeyPackage refused")
+        return super().commit(adds, removes)
+
+
+def test_a_keypackage_mls_refuses_is_passed_over_and_nobody_drops_the_group() -> None:
+    room = Room(ops_cls=_RefusingOps)
+    for n in ("a", "b", "m"):
+        room.arrive(n)
+    room.settle()
+    room.disconnect("m")  # m goes quiet after publishing a KeyPackage that MLS refuses
+    room.log.append(DecodedEntry(len(room.log) + 1, KeyPackageMsg(b"bad", _RefusingOps.BAD), "m"))
+    room.arrive("c")  # a later joiner is still added, and m's old leaf (now stale) removed
+    room.settle()
+    for name in ("a", "b"):
+        assert not [x for x in room.actions[name] if isinstance(x, GroupLost)]
+    assert [o for _s, o in room.clients["a"].notes if o.startswith("refused")] == ["refused:keypackage:m"]
+    view = room.clients["a"].view
+    assert [m.client for m in view.live_members()] == ["a", "b", "c"] and view.stale == frozenset()
+    assert [w.ref.client for w in view.waiting] == ["m"]  # still waiting, passed over
+    room.notice(Left("m"))  # m's departure clears it
+    room.settle()
+    converged(room, ["a", "b", "c"])

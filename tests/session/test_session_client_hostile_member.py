@@ -222,3 +222,48 @@ async def test_key_package_outside_its_lifetime_cannot_make_committers_drop_the_
         await close_all(clients)
         await visitor.close(leave=False)
         await server.stop()
+
+
+async def test_key_package_mls_refuses_is_passed_over_not_a_reason_to_drop_the_group(tmp_path: Path) -> None:
+    """Mallory (a member) publishes a well-signed KeyPackage of her own whose encryption key
+    is alice's current leaf key: the decoder cannot know the tree, so every member accepts
+    it, but MLS refuses to add it.  The committer passes over it instead of dropping its
+    group (before, each committer in turn dropped the group on it): it removes mallory's old
+    leaf (her new KeyPackage made it stale) and adds the genuine KeyPackage her client
+    publishes when it sees itself stale (it replaces the bad one); everybody converges."""
+    import dataclasses
+
+    from orange_fast.mls import KeyPackage, SignatureKeyPair
+    from orange_fast.session.committer import KeyPackageMsg
+
+    server = await start_server(tmp_path / "log.db")
+    clients = []
+    try:
+        for name in ("alice", "bob", "dave", "mallory"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        await clients.pop(2).leave()  # dave leaves: alice's removal commit gives her leaf a new key
+        await wait_converged(clients)
+        alice, bob, mallory = clients
+        old_key = next(r.signature_key for r in alice.roster if r.identity == "mallory")
+        alice_key = next(m.encryption_key for m in mallory.ops.group.members if m.identity == b"alice")
+        signer = SignatureKeyPair.generate(1)
+        kp, _ = KeyPackage.generate(1, identity=b"mallory", signer=signer)
+        leaf = dataclasses.replace(kp.leaf_node, encryption_key=alice_key, signature=b"")
+        leaf.sign(1, signer.private_key)
+        kp = dataclasses.replace(kp, leaf_node=leaf, signature=b"")
+        kp.sign(signer.private_key)
+        await mallory.delivery.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
+        await alice.wait_until(lambda: any(o.startswith("refused") for _s, o in alice.committer.notes), 10)
+        await wait_converged(clients)
+        assert [o for _s, o in alice.committer.notes if o.startswith("refused")] == ["refused:keypackage:mallory"]
+        new_key = next(r.signature_key for r in alice.roster if r.identity == "mallory")
+        assert new_key not in (old_key, signer.public_key)
+        for c in (alice, bob):
+            assert c.stats.group_losses == 0 and c.stats.internal_errors == 0
+        clients.append(await start_client(server.url, "carol"))
+        await wait_converged(clients)
+        assert_all_decrypt(clients)
+    finally:
+        await close_all(clients)
+        await server.stop()

@@ -427,9 +427,11 @@ class SessionClient:
         notes = self.committer.notes
         if len(notes) > self._notes_seen:
             for seq, outcome in notes[self._notes_seen :]:
-                if outcome.startswith("ignored") or outcome.startswith("welcome"):
+                if outcome.startswith(("ignored", "welcome")):
                     self.stats.ignored += 1
                     logger.info("log entry without effect: room=%s seq=%d outcome=%s", self.room, seq, outcome)
+                elif outcome.startswith(("refused", "proposal-invalid")):
+                    logger.warning("hostile or invalid input refused: room=%s seq=%d outcome=%s", self.room, seq, outcome)
             self._notes_seen = len(notes)
         if len(notes) >= 256:
             notes.clear()

@@ -30,6 +30,11 @@ Rules (each closes a gap of the reference design, see ``specs/COMMITTER.md``):
   waiting KeyPackage (one commit, arrival order), and only when nobody waits commits
   the removal of the stale members (gap 1: a leave of a non-member, or a removal with
   nobody to remove, changes nothing and produces no commit).
+* **A bad KeyPackage stops nobody.**  If its MLS group refuses to commit the adds, the
+  committer tries each waiting KeyPackage alone, remembers the ones MLS refuses (for as
+  long as they wait) and passes over them: it commits the others, or the removals, and
+  does not drop its group (which would only hand the same failure to the next
+  committer).  A hostile member cannot stall adds or removals this way.
 * **Atomic Welcome + Commit.**  The commit and its Welcome travel as *one* log entry,
   compare-and-appended at the sequence number the committer's view was computed for; a
   stale committer's entry is refused by the DS, and a commit entry for another
@@ -516,6 +521,7 @@ class _Local:
     next_request: int = 1
     ticks: int = 0
     wait_seq: int = 0  # after a refused append: act again only once last_seq >= wait_seq
+    refused: frozenset[MemberRef] = frozenset()  # waiting KeyPackages our MLS group cannot add
 
 
 class Committer:
@@ -578,6 +584,7 @@ class Committer:
             lo.next_request,
             lo.ticks,
             lo.wait_seq,
+            lo.refused,
         )
 
     def clone(self, ops: GroupOps) -> Committer:
@@ -853,8 +860,11 @@ class Committer:
         if v.committer_ref() == lo.my_ref:
             # Adds (arrival order) first, then removals, then the members' update
             # proposals or our own periodic self-update (an empty commit with a path).
-            if v.waiting:
-                adds = v.waiting
+            # A KeyPackage our group refused to add is passed over while it waits.
+            lo.refused = frozenset(r for r in lo.refused if v.is_waiting(r))
+            waiting = tuple(w for w in v.waiting if w.ref not in lo.refused)
+            if waiting:
+                adds = waiting
                 removes: tuple[MemberRef, ...] = ()
             else:
                 adds = ()
@@ -880,11 +890,32 @@ class Committer:
         try:
             commit, welcome = self.ops.commit([w.key_package for w in adds], list(removes))
         except GroupOpsError:
-            # Our own state cannot commit (e.g. a KeyPackage refused): resynchronise.
+            refused = self._refused_adds(adds)
+            if refused:
+                # A waiting KeyPackage that MLS will not add (a hostile or stale one): pass
+                # it over and act again at the next event, instead of dropping the group
+                # (every committer in turn would fail on it the same way).
+                self._l.refused |= refused
+                for ref in sorted(refused):
+                    self._note(self._l.last_seq, f"refused:keypackage:{ref.client}")
+                return False
+            # Our own state cannot commit: resynchronise.
             self._drop_group("commit-failed", out)
             return False
         self._append("commit", CommitMsg(v.gen, v.epoch, adds, removes, commit, welcome), nxt, out)
         return True
+
+    def _refused_adds(self, adds: tuple[Waiting, ...]) -> frozenset[MemberRef]:
+        """The adds our group refuses one by one (each tried in a commit that is discarded)."""
+        refused = set()
+        for w in adds:
+            try:
+                self.ops.commit([w.key_package], [])
+            except GroupOpsError:
+                refused.add(w.ref)
+            else:
+                self.ops.clear_pending()
+        return frozenset(refused)
 
 
 def _check_entry(entry: object) -> None:
