@@ -35,6 +35,22 @@ async def start_client(url: str, client_id: str, *, room: str = ROOM, config: Se
     return client
 
 
+async def join_all(clients: list[SessionClient], url: str, names: Iterable[str]) -> None:
+    """Start a client per name (appended to ``clients`` as it starts, so callers can close
+    them all) and wait until they form one group."""
+    for name in names:
+        clients.append(await start_client(url, name))
+    await wait_converged(clients)
+
+
+async def append_and_wait(sender: Any, clients: Iterable[SessionClient], kind: str, payload: bytes) -> int:
+    """Append ``(kind, payload)`` with a delivery client and wait until every client read it."""
+    seq = await sender.append(kind, payload)
+    for c in clients:
+        await c.wait_until(lambda c=c: c.last_seq >= seq, 10)
+    return seq
+
+
 def converged(clients: Iterable[SessionClient]) -> bool:
     """All clients are in one group at one epoch with the same authenticator and full rosters."""
     clients = list(clients)

@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 from mls.hostile_leaf import hostile_update
 from session_client_support import (
+    append_and_wait,
     assert_all_decrypt,
     close_all,
     converged,
     crash,
+    join_all,
     start_client,
     start_server,
     wait_converged,
@@ -41,9 +43,7 @@ async def test_hostile_member_cannot_change_credentials_and_her_leave_converges(
     server = await start_server(tmp_path / "log.db")
     clients = []
     try:
-        for name in ("alice", "bob", "mallory"):
-            clients.append(await start_client(server.url, name))
-        await wait_converged(clients)
+        await join_all(clients, server.url, ("alice", "bob", "mallory"))
         alice, bob, mallory = clients
         assert alice.committer.view.committer() == "alice"
         roster = _roster(alice)
@@ -78,9 +78,8 @@ async def test_hostile_member_cannot_change_credentials_and_her_leave_converges(
         out = group.update()
         group.clear_pending_commit()
         rogue = CommitMsg(mallory.gen, mallory.epoch, (), (), out.commit, None)
-        seq = await mallory.delivery.append(*encode_body(rogue))
+        seq = await append_and_wait(mallory.delivery, clients, *encode_body(rogue))
         for c in clients:
-            await c.wait_until(lambda c=c: c.last_seq >= seq, 10)
             assert c.epoch == epoch and _roster(c) == roster
             assert (seq, "ignored:not-designated-committer") in c.committer.notes
         assert_all_decrypt(clients)
@@ -117,16 +116,12 @@ async def test_key_package_must_carry_the_client_id_the_server_authenticated(tmp
     clients = []
     intruder = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
     try:
-        for name in ("alice", "bob"):
-            clients.append(await start_client(server.url, name))
-        await wait_converged(clients)
+        await join_all(clients, server.url, ("alice", "bob"))
         epoch = clients[0].epoch
         await intruder.connect()
         for identity in (b"alice", b"dave"):  # a member's id, and an id nobody authenticated
             kp, _ = KeyPackage.generate(1, identity=identity, signer=SignatureKeyPair.generate(1))
-            seq = await intruder.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
-            for c in clients:
-                await c.wait_until(lambda c=c, s=seq: c.last_seq >= s, 10)
+            await append_and_wait(intruder, clients, *encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
         for c in clients:
             assert c.committer.view.waiting == ()
             assert c.epoch == epoch and sorted(r.identity for r in c.roster) == ["alice", "bob"]
@@ -158,9 +153,7 @@ async def test_superseded_client_reports_it(tmp_path: Path) -> None:
     clients = []
     usurper = DeliveryClient(server.url, ROOM, TOKEN, "bob", **DELIVERY_OPTIONS)
     try:
-        for name in ("alice", "bob"):
-            clients.append(await start_client(server.url, name))
-        await wait_converged(clients)
+        await join_all(clients, server.url, ("alice", "bob"))
         bob = clients[1]
         seen = []
         bob._on_event = seen.append
@@ -201,15 +194,11 @@ async def test_key_package_outside_its_lifetime_cannot_make_committers_drop_the_
     clients = []
     visitor = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
     try:
-        for name in ("alice", "bob"):
-            clients.append(await start_client(server.url, name))
-        await wait_converged(clients)
+        await join_all(clients, server.url, ("alice", "bob"))
         epoch = clients[0].epoch
         await visitor.connect()
         kp, _ = KeyPackage.generate(1, identity=b"carol", signer=SignatureKeyPair.generate(1), lifetime=lifetime)
-        seq = await visitor.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
-        for c in clients:
-            await c.wait_until(lambda c=c: c.last_seq >= seq, 10)
+        await append_and_wait(visitor, clients, *encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
         await asyncio.sleep(0.5)  # timers tick: a committer that could act has acted
         for c in clients:
             assert c.committer.view.waiting == () and c.epoch == epoch
@@ -239,9 +228,7 @@ async def test_key_package_mls_refuses_is_passed_over_not_a_reason_to_drop_the_g
     server = await start_server(tmp_path / "log.db")
     clients = []
     try:
-        for name in ("alice", "bob", "dave", "mallory"):
-            clients.append(await start_client(server.url, name))
-        await wait_converged(clients)
+        await join_all(clients, server.url, ("alice", "bob", "dave", "mallory"))
         await clients.pop(2).leave()  # dave leaves: alice's removal commit gives her leaf a new key
         await wait_converged(clients)
         alice, bob, mallory = clients
