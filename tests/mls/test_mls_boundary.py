@@ -49,7 +49,7 @@ def mls_private_names_in(paths: Iterable[Path]) -> Set[str]:
     return names
 
 
-CORE = {"_s", "_State", "_Pending", "_validator"}
+CORE = {"_s", "_State", "_Pending"}
 
 
 def _defined_outside() -> Set[str]:

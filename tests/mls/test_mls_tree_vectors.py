@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from orange_fast.mls import messages as M
-from orange_fast.mls.errors import DecodeError, InvalidTreeError, MLSError
+from orange_fast.mls.errors import InvalidTreeError, MLSError
 from orange_fast.mls.suite import get_suite
 from orange_fast.mls.tree import RatchetTree
 from vectorfiles import read_vectors, skip_if_missing

@@ -7,7 +7,12 @@ import pytest
 from vectorfiles import read_vectors, skip_if_missing
 
 from orange_fast.mls.errors import DecryptionError
-from orange_fast.mls.keyschedule import epoch_secrets_from_joiner, welcome_key_nonce, welcome_secret_from_joiner, zero_secret
+from orange_fast.mls.keyschedule import (
+    epoch_secrets_from_joiner,
+    welcome_key_nonce,
+    welcome_secret_from_joiner,
+    zero_secret,
+)
 from orange_fast.mls.messages import GroupInfo, GroupSecrets, KeyPackage, MLSMessage, WireFormat
 from orange_fast.mls.suite import get_suite
 from orange_fast.mls.transcript import confirmation_tag

@@ -375,7 +375,7 @@ class Reader:
             raise DecodeError("invalid optional presence flag")
         if isinstance(decode_item, type) and issubclass(decode_item, Struct):
             return decode_item.decode(self)  # type: ignore[return-value]
-        return decode_item(self)  # type: ignore[operator,return-value]
+        return decode_item(self)  # type: ignore[call-arg,return-value]
 
 
 class Struct:

@@ -139,6 +139,7 @@ class DHKEM:
 
     def __init__(self, kem_id: KEM) -> None:
         self.kem_id = KEM(kem_id)
+        self.curve: Optional[ec.EllipticCurve]
         if self.kem_id == KEM.DHKEM_X25519_HKDF_SHA256:
             self.curve = None
             self.hash_name, self.n_secret, self.n_pk, self.n_sk = "sha256", 32, 32, 32

@@ -87,7 +87,8 @@ def welcome_secret_from_joiner(suite: "int | Suite", joiner_secret: bytes, psk_s
 def welcome_key_nonce(suite: "int | Suite", welcome_secret: bytes) -> tuple[bytes, bytes]:
     """``(welcome_key, welcome_nonce)`` used to encrypt the GroupInfo of a Welcome."""
     s = get_suite(suite)
-    return s.expand_with_label(welcome_secret, "key", b"", s.nk), s.expand_with_label(welcome_secret, "nonce", b"", s.nn)
+    return (s.expand_with_label(welcome_secret, "key", b"", s.nk),
+            s.expand_with_label(welcome_secret, "nonce", b"", s.nn))
 
 
 def mls_exporter(suite: "int | Suite", exporter_secret: bytes, label: Union[str, bytes], context: bytes,

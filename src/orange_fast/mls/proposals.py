@@ -365,7 +365,7 @@ def apply_proposals(tree: RatchetTree, props: Sequence[ResolvedProposal]) -> App
     for p in props:
         body = p.proposal.body
         if isinstance(body, M.Remove):
-            leaf = tree.leaf(body.removed)
+            leaf = tree.member_leaf(body.removed)  # validated: not blank
             tree.remove_leaf(body.removed)
             out.removed.append((body.removed, leaf))
     for p in props:

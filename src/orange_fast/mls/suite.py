@@ -199,7 +199,8 @@ class Suite:
     def validate_hpke_public_key(self, pub: bytes) -> None:
         self.kem.validate_public_key(pub)
 
-    def encrypt_with_label(self, public_key: bytes, label: Label, context: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+    def encrypt_with_label(self, public_key: bytes, label: Label, context: bytes,
+                           plaintext: bytes) -> tuple[bytes, bytes]:
         """EncryptWithLabel -> ``(kem_output, ciphertext)`` (HPKE base mode, empty AAD)."""
         info = _mls_label(label) + _opaque(bytes(context))
         return self.hpke.seal_base(bytes(public_key), info, b"", bytes(plaintext))
@@ -241,18 +242,19 @@ class Suite:
         """A fresh ``(private, public)`` signature key pair (serialised as in the test vectors)."""
         sch = self.signature_scheme
         if sch == SignatureScheme.ed25519:
-            k = ed25519.Ed25519PrivateKey.generate()
-            priv = k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                   serialization.NoEncryption())
-        elif sch == SignatureScheme.ed448:
-            k = ed448.Ed448PrivateKey.generate()
-            priv = k.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                   serialization.NoEncryption())
-        else:
-            curve, _, n = _EC_CURVES[sch]
-            k = ec.generate_private_key(curve())
-            priv = k.private_numbers().private_value.to_bytes(n, "big")
-        return priv, _ser_sig_public(k.public_key())
+            ek = ed25519.Ed25519PrivateKey.generate()
+            priv = ek.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+            return priv, _ser_sig_public(ek.public_key())
+        if sch == SignatureScheme.ed448:
+            dk = ed448.Ed448PrivateKey.generate()
+            priv = dk.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+            return priv, _ser_sig_public(dk.public_key())
+        curve, _, n = _EC_CURVES[sch]
+        ck = ec.generate_private_key(curve())
+        priv = ck.private_numbers().private_value.to_bytes(n, "big")
+        return priv, _ser_sig_public(ck.public_key())
 
     def sign(self, priv: bytes, message: bytes) -> bytes:
         return self._sign_with_key(self._load_sig_private(priv), message)

@@ -52,7 +52,8 @@ def interim_transcript_hash(suite: "int | Suite", confirmed: bytes, confirmation
                                  + bytes(confirmation_tag_value))
 
 
-def next_transcript_hashes(suite: "int | Suite", interim_before: bytes, authenticated_content: Any) -> Tuple[bytes, bytes]:
+def next_transcript_hashes(suite: "int | Suite", interim_before: bytes,
+                           authenticated_content: Any) -> Tuple[bytes, bytes]:
     """``(confirmed, interim)`` after a commit (the content must carry its confirmation tag)."""
     ac = _ac(authenticated_content)
     tag = ac.auth.confirmation_tag

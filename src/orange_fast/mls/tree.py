@@ -81,6 +81,20 @@ class RatchetTree:
             return None
         return self.nodes[x]
 
+    def member_leaf(self, leaf_index: int) -> Node:
+        """The LeafNode at ``leaf_index``; raises ``InvalidTreeError`` if that leaf is blank."""
+        leaf = self.leaf(leaf_index)
+        if leaf is None:
+            raise InvalidTreeError("no member at that leaf index")
+        return leaf
+
+    def require_node(self, x: int) -> Node:
+        """The node at ``x``; raises ``InvalidTreeError`` if it is blank."""
+        node = self.nodes[x]
+        if node is None:
+            raise InvalidTreeError("blank node where a key is required")
+        return node
+
     def node(self, x: int) -> Optional[Node]:
         return self.nodes[x]
 
@@ -226,7 +240,10 @@ class RatchetTree:
         """Cached encoding of the (non-blank) node at ``x``."""
         b = self._enc[x]
         if b is None:
-            b = self.nodes[x].to_bytes()
+            node = self.nodes[x]
+            if node is None:
+                raise InvalidTreeError("encoding of a blank node")
+            b = node.to_bytes()
             self._enc[x] = b
         return b
 
@@ -248,7 +265,7 @@ class RatchetTree:
 
     def _compute_hash(self, x: int, exclude: Optional[Set[int]]) -> bytes:
         """Tree hash with the leaves in ``exclude`` treated as blank (and dropped from unmerged)."""
-        cacheable = not exclude or not any(l in exclude for l in tm.subtree_leaves(x))
+        cacheable = not exclude or not any(leaf in exclude for leaf in tm.subtree_leaves(x))
         if cacheable:
             cached = self._hashes[x]
             if cached is not None:
@@ -270,7 +287,7 @@ class RatchetTree:
                 body = b"\x00"
             elif exclude:
                 node = dataclasses.replace(
-                    node, unmerged_leaves=[l for l in node.unmerged_leaves if l not in exclude]
+                    node, unmerged_leaves=[u for u in node.unmerged_leaves if u not in exclude]
                 )
                 body = b"\x01" + node.to_bytes()
             else:
@@ -314,7 +331,7 @@ class RatchetTree:
         res = self.resolution(c)
         if d not in res:
             return False
-        under_c = {l for l in pn.unmerged_leaves if tm.is_in_subtree(c, 2 * l)}
+        under_c = {u for u in pn.unmerged_leaves if tm.is_in_subtree(c, 2 * u)}
         rest = {y >> 1 for y in res if y != d}
         # resolution of C minus D must be exactly leaves (unmerged at P) under C
         if any(y & 1 for y in res if y != d):
@@ -344,6 +361,8 @@ class RatchetTree:
         for i in range(len(fdp) - 1, -1, -1):
             p, _ = fdp[i]
             pn = self.nodes[p]
+            if pn is None:
+                raise InvalidTreeError("filtered direct path through a blank node")
             if pn.parent_hash != ph:
                 self.set_node(p, dataclasses.replace(pn, parent_hash=ph))
             set_values[p] = ph
@@ -390,11 +409,11 @@ class RatchetTree:
             if pn is None:
                 continue
             seen: Set[int] = set()
-            for l in pn.unmerged_leaves:
-                if l in seen:
+            for u in pn.unmerged_leaves:
+                if u in seen:
                     raise InvalidTreeError("duplicate unmerged leaf")
-                seen.add(l)
-                x = 2 * l
+                seen.add(u)
+                x = 2 * u
                 if x >= len(self.nodes) or not tm.is_in_subtree(p, x) or x == p:
                     raise InvalidTreeError("unmerged leaf outside subtree")
                 if self.nodes[x] is None:
@@ -402,7 +421,7 @@ class RatchetTree:
                 y = tm.parent(x, n)
                 while y != p:
                     yn = self.nodes[y]
-                    if yn is not None and l not in yn.unmerged_leaves:
+                    if yn is not None and u not in yn.unmerged_leaves:
                         raise InvalidTreeError("unmerged leaf missing from intermediate node")
                     y = tm.parent(y, n)
 

@@ -17,7 +17,6 @@ tree no longer carries the matching public key.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import os
 from dataclasses import dataclass, field
@@ -104,10 +103,10 @@ def encrypt_path(tree: RatchetTree, leaf_index: int, path: PathSecrets, leaf_nod
     for p, c, ps in zip(path.nodes, path.copath, path.secrets):
         cts = []
         for r in tree.resolution(c, exclude_leaves):
-            pub = tree.nodes[r].encryption_key
+            pub = tree.require_node(r).encryption_key
             kem_output, ct = suite.encrypt_with_label(pub, b"UpdatePathNode", group_context, ps)
             cts.append(messages.HPKECiphertext(kem_output=kem_output, ciphertext=ct))
-        upn.append(messages.UpdatePathNode(encryption_key=tree.nodes[p].encryption_key,
+        upn.append(messages.UpdatePathNode(encryption_key=tree.require_node(p).encryption_key,
                                            encrypted_path_secret=cts))
     return messages.UpdatePath(leaf_node=leaf_node, nodes=upn)
 
@@ -145,10 +144,9 @@ def decrypt_path(tree: RatchetTree, sender: int, receiver: int, update_path: Any
     merge (it must hold a private key for some node of the copath resolution).
     """
     suite = tree.suite
-    n = tree.n_leaves
     fdp = tree.filtered_direct_path_with_copath(sender)
     rx = 2 * receiver
-    for i, (p, c) in enumerate(fdp):
+    for i, (_, c) in enumerate(fdp):
         if not tm.is_in_subtree(c, rx):
             continue
         res = tree.resolution(c, exclude_leaves)
@@ -177,7 +175,7 @@ def decrypt_path(tree: RatchetTree, sender: int, receiver: int, update_path: Any
                     ps = next_path_secret(suite, ps)
                 priv, pub = derive_node_keypair(suite, ps)
                 pk = fdp[k][0]
-                if not hmac.compare_digest(pub, bytes(tree.nodes[pk].encryption_key)):
+                if not hmac.compare_digest(pub, bytes(tree.require_node(pk).encryption_key)):
                     raise InvalidCommitError("derived public key does not match the UpdatePath")
                 new_privs[pk] = (priv, pub)
             commit_secret = next_path_secret(suite, ps)
