@@ -351,7 +351,8 @@ def test_commit_not_from_designated_committer_is_ignored_by_all() -> None:
     room.settle()
     assert room.clients["a"].view == room.clients["b"].view
     assert room.clients["a"].view.epoch == v.epoch
-    assert v.apply(DecodedEntry(99, CommitMsg(v.gen, v.epoch, (w,), (), b"", b"W"), "a"))[1] == "ignored:add-not-waiting"
+    outcome = v.apply(DecodedEntry(99, CommitMsg(v.gen, v.epoch, (w,), (), b"", b"W"), "a"))[1]
+    assert outcome == "ignored:add-not-waiting"
 
 
 # --------------------------------------------------------------------------- creation

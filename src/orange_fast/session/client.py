@@ -431,7 +431,9 @@ class SessionClient:
                     self.stats.ignored += 1
                     logger.info("log entry without effect: room=%s seq=%d outcome=%s", self.room, seq, outcome)
                 elif outcome.startswith(("refused", "proposal-invalid")):
-                    logger.warning("hostile or invalid input refused: room=%s seq=%d outcome=%s", self.room, seq, outcome)
+                    logger.warning(
+                        "hostile or invalid input refused: room=%s seq=%d outcome=%s", self.room, seq, outcome
+                    )
             self._notes_seen = len(notes)
         if len(notes) >= 256:
             notes.clear()
