@@ -73,6 +73,8 @@ __all__ = [
     "KIND_COMMIT",
     "KIND_UPDATE",
     "MAX_PAYLOAD",
+    "LIFETIME_BEFORE",
+    "LIFETIME_AFTER",
     "WireError",
     "encode_body",
     "parse_payload",
