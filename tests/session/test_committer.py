@@ -476,6 +476,29 @@ def test_periodic_update_member_proposes_committer_commits() -> None:
     converged(room, ["a", "b"])
 
 
+def test_proposal_that_loses_the_race_with_a_commit_is_made_again_at_once() -> None:
+    """The committer's own refresh and a member's proposal fall due together and the commit
+    wins the slot: the proposal is ignored (wrong epoch), and the member proposes again for
+    the new epoch without waiting another interval (members in phase with the committer
+    would otherwise never refresh)."""
+    room = Room(update_interval=2)
+    for n in ("a", "b"):
+        room.arrive(n)
+    room.settle()
+    epoch = room.clients["a"].view.epoch
+    room.hold = True
+    for _ in range(2):
+        room._feed("a", [Tick()])  # the committer's refresh first in the DS's queue...
+        room._feed("b", [Tick()])  # ...then b's proposal, made for the same epoch
+    room.hold = False
+    room.settle()
+    props = room.bodies(UpdateProposalMsg)
+    assert [(e.sender, e.body.epoch) for e in props] == [("b", epoch), ("b", epoch + 1)]
+    assert (props[0].seq, "ignored:wrong-epoch") in room.clients["b"].notes
+    assert room.clients["a"].view.epoch == epoch + 2  # the committer's refresh, then b's
+    converged(room, ["a", "b"])
+
+
 def test_committer_updates_its_own_leaf() -> None:
     room = Room(update_interval=1)
     room.arrive("a")

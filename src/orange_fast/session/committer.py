@@ -46,7 +46,10 @@ Rules (each closes a gap of the reference design, see ``specs/COMMITTER.md``):
   (gaps 2, 5).  The sequenced, resumable log removes lost messages (gap 6): a gap in
   sequence numbers triggers :class:`RequestResync`.
 * **Post-compromise security.**  Every ``update_interval`` :class:`Tick` events a member
-  commits an empty (path-only) self-update when the view is idle (gap 9).
+  refreshes its leaf (gap 9): the committer with an empty (path-only) commit, any other
+  member with an Update proposal that the committer commits.  A proposal that lost the
+  race with a commit (ignored: wrong epoch) is made again for the new epoch at once: the
+  interval restarts only when the proposal is in the view.
 
 Decisions (appends) are only taken while the machine is *caught up* with the log and
 has no append in flight, so at most one compare-and-append per client is outstanding.
@@ -687,6 +690,8 @@ class Committer:
             return
 
         if isinstance(body, UpdateProposalMsg):
+            if mine and lo.in_group:
+                lo.ticks = 0  # our refresh is in the view: the next one is due an interval later
             if lo.in_group and not mine and lo.my_gen == new.gen:
                 process_proposal = getattr(self.ops, "process_proposal", None)
                 if process_proposal is not None:
@@ -879,7 +884,8 @@ class Committer:
             except GroupOpsError:
                 self._drop_group("propose-failed", out)
                 return
-            lo.ticks = 0
+            # ``ticks`` is reset when the proposal lands in the view: one that lost the race
+            # with a commit (ignored: wrong epoch) or was lost is made again for the new epoch
             rid = lo.next_request
             lo.next_request += 1
             lo.inflight = _Inflight(rid, "proposal", None, None, None, proposal)
