@@ -103,43 +103,51 @@ async def test_hostile_member_cannot_change_credentials_and_her_leave_converges(
         await server.stop()
 
 
-async def test_key_package_must_carry_the_client_id_the_server_authenticated(tmp_path: Path) -> None:
-    """End to end: the server stamps each entry with the client id it authenticated; a
-    KeyPackage whose MLS identity is another id is refused by every member and never added."""
+async def _key_packages_are_refused(tmp_path: Path, key_packages: list[bytes], reason: str) -> None:
+    """A room of alice and bob; a connection with client id ``carol`` publishes
+    ``key_packages``: every member refuses each for ``reason`` and changes nothing (no add, no
+    epoch, no group loss, even after the timers ticked); then the genuine carol joins."""
     from session_client_support import DELIVERY_OPTIONS, ROOM, TOKEN
 
     from orange_fast.delivery import DeliveryClient
-    from orange_fast.mls import KeyPackage, SignatureKeyPair
     from orange_fast.session.committer import KeyPackageMsg
 
     server = await start_server(tmp_path / "log.db")
     clients = []
-    intruder = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
+    visitor = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
     try:
         await join_all(clients, server.url, ("alice", "bob"))
         epoch = clients[0].epoch
-        await intruder.connect()
-        for identity in (b"alice", b"dave"):  # a member's id, and an id nobody authenticated
-            kp, _ = KeyPackage.generate(1, identity=identity, signer=SignatureKeyPair.generate(1))
-            await append_and_wait(intruder, clients, *encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
+        await visitor.connect()
+        for kp in key_packages:
+            await append_and_wait(visitor, clients, *encode_body(KeyPackageMsg(b"", kp)))
+        await asyncio.sleep(0.5)  # timers tick: a committer that could act has acted
         for c in clients:
-            assert c.committer.view.waiting == ()
-            assert c.epoch == epoch and sorted(r.identity for r in c.roster) == ["alice", "bob"]
-            assert c.stats.rejected == 2
-            reasons = []
-            while not c.events.empty():
-                e = c.events.get_nowait()
-                if e.kind == "rejected":
-                    reasons.append(e.detail)
-            assert reasons == ["KeyPackage identity is not its sender's"] * 2
-        await intruder.close(leave=True)
-        # the genuine carol gets in with her own id
-        clients.append(await start_client(server.url, "carol"))
+            assert c.committer.view.waiting == () and c.epoch == epoch
+            assert sorted(r.identity for r in c.roster) == ["alice", "bob"]
+            assert c.stats.group_losses == 0 and c.stats.rejected == len(key_packages)
+            events = [c.events.get_nowait() for _ in range(c.events.qsize())]
+            assert [e.detail for e in events if e.kind == "rejected"] == [reason] * len(key_packages)
+        await visitor.close(leave=True)
+        clients.append(await start_client(server.url, "carol"))  # the genuine carol gets in
         await wait_converged(clients)
+        assert all(c.stats.group_losses == 0 for c in clients[:2])
     finally:
         await close_all(clients)
-        await intruder.close(leave=False)
+        await visitor.close(leave=False)
         await server.stop()
+
+
+async def test_key_package_must_carry_the_client_id_the_server_authenticated(tmp_path: Path) -> None:
+    """End to end: the server stamps each entry with the client id it authenticated; a
+    KeyPackage whose MLS identity is another id is refused by every member and never added."""
+    from orange_fast.mls import KeyPackage, SignatureKeyPair
+
+    kps = [  # a member's id, and an id nobody authenticated
+        KeyPackage.generate(1, identity=identity, signer=SignatureKeyPair.generate(1))[0].to_bytes()
+        for identity in (b"alice", b"dave")
+    ]
+    await _key_packages_are_refused(tmp_path, kps, "KeyPackage identity is not its sender's")
 
 
 async def test_superseded_client_reports_it(tmp_path: Path) -> None:
@@ -177,12 +185,8 @@ async def test_key_package_outside_its_lifetime_cannot_make_committers_drop_the_
     its clock) failed, and each designated committer in turn dropped the group."""
     import time
 
-    from session_client_support import DELIVERY_OPTIONS, ROOM, TOKEN
-
-    from orange_fast.delivery import DeliveryClient
     from orange_fast.mls import KeyPackage, SignatureKeyPair
     from orange_fast.mls.messages import Lifetime
-    from orange_fast.session.committer import KeyPackageMsg
 
     now = int(time.time())
     lifetime = {
@@ -190,27 +194,8 @@ async def test_key_package_outside_its_lifetime_cannot_make_committers_drop_the_
         "not-yet-valid": Lifetime(now + 3600, now + 7200),
         "expires-soon": Lifetime(now - 3600, now + 5),
     }[window]
-    server = await start_server(tmp_path / "log.db")
-    clients = []
-    visitor = DeliveryClient(server.url, ROOM, TOKEN, "carol", **DELIVERY_OPTIONS)
-    try:
-        await join_all(clients, server.url, ("alice", "bob"))
-        epoch = clients[0].epoch
-        await visitor.connect()
-        kp, _ = KeyPackage.generate(1, identity=b"carol", signer=SignatureKeyPair.generate(1), lifetime=lifetime)
-        await append_and_wait(visitor, clients, *encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
-        await asyncio.sleep(0.5)  # timers tick: a committer that could act has acted
-        for c in clients:
-            assert c.committer.view.waiting == () and c.epoch == epoch
-            assert c.stats.group_losses == 0 and c.stats.rejected == 1
-        await visitor.close(leave=True)
-        clients.append(await start_client(server.url, "carol"))
-        await wait_converged(clients)
-        assert all(c.stats.group_losses == 0 for c in clients[:2])
-    finally:
-        await close_all(clients)
-        await visitor.close(leave=False)
-        await server.stop()
+    kp, _ = KeyPackage.generate(1, identity=b"carol", signer=SignatureKeyPair.generate(1), lifetime=lifetime)
+    await _key_packages_are_refused(tmp_path, [kp.to_bytes()], "KeyPackage lifetime does not cover its publication")
 
 
 async def test_key_package_mls_refuses_is_passed_over_not_a_reason_to_drop_the_group(tmp_path: Path) -> None:
