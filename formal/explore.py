@@ -63,26 +63,26 @@ if importlib.util.find_spec("orange_fast") is None:  # pragma: no cover - a chec
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
 
 from orange_fast.session.committer import (  # noqa: E402
-    Append,
     AppendResult,
     CaughtUp,
     CommitMsg,
     Committer,
     CommitterConfig,
     CreateMsg,
+    DecodedEntry,
     Delivered,
     Disconnected,
     Evicted,
-    GroupOpsError,
     Joined,
     Leave,
     Left,
-    LogEntry,
     MemberRef,
+    RequestAppend,
     RequestResync,
     Tick,
     View,
 )
+from orange_fast.session.errors import GroupOpsError  # noqa: E402
 
 __all__ = ["AbstractOps", "Budget", "Result", "explore", "explore_many", "random_walks", "main"]
 
@@ -267,7 +267,7 @@ class Slot:
         self.delivered = 0  # transport pointer: entries handed to the machine
         # the log head when this connection opened: CaughtUp(head) follows entry `head`
         self.catchup: int | None = None
-        self.outbox: tuple[tuple[int, Append], ...] = ()  # (connection number, request)
+        self.outbox: tuple[tuple[int, RequestAppend], ...] = ()  # (connection number, request)
         self.results: tuple[tuple[int, AppendResult], ...] = ()  # (deliver after seq, answer)
         self.incarnation = 0
         self.conn = 0  # connection number; answers only reach the connection that asked
@@ -322,7 +322,7 @@ class World:
     __slots__ = ("log", "slots", "visitors", "visitor", "ref_view", "added", "removed", "lh")
 
     def __init__(self, log, slots, visitors, visitor, ref_view, added, removed) -> None:  # noqa: ANN001
-        self.log: tuple[LogEntry, ...] = log
+        self.log: tuple[DecodedEntry, ...] = log
         self.slots: tuple[Slot, ...] = slots
         self.visitors: int = visitors  # lobby visits left
         self.visitor: int = visitor  # 0 none, 1 inside, 2 gone
@@ -359,7 +359,7 @@ def _names(n: int) -> list[str]:
 
 
 def _append_entry(w: World, body: object, sender: str | None) -> World:
-    entry = LogEntry(len(w.log) + 1, body, sender)  # type: ignore[arg-type]
+    entry = DecodedEntry(len(w.log) + 1, body, sender)  # type: ignore[arg-type]
     view, outcome = w.ref_view.apply(entry)
     added, removed = w.added, w.removed
     if isinstance(body, (CommitMsg, CreateMsg)):
@@ -402,7 +402,7 @@ def _run(w: World, i: int, slot: Slot, event: object) -> World:
     for a in actions:
         if isinstance(a, RequestResync):
             raise Violation(f"client {m.client} saw a sequence gap")
-        if isinstance(a, Append) and slot.connected:
+        if isinstance(a, RequestAppend) and slot.connected:
             outbox = outbox + ((slot.conn, a),)
             # (sent on a dead connection: lost)
     # Only appends are visible outside the client (EpochChanged/GroupLost are local).

@@ -9,11 +9,12 @@ from typing import Any, Iterable
 
 from orange_fast.delivery import DeliveryServer, SQLiteStorage  # noqa: F401 (re-exported for tests)
 from orange_fast.session.client import SessionClient, SessionConfig
+from orange_fast.session.testing import crash
 from orange_fast.sframe import SFrameError
 
 TOKEN = b"session-test-token-0123456789"
 ROOM = "room"
-FAST = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0)
+FAST = SessionConfig(tick_interval=0.1, grace_period=0.5, append_timeout=5.0, update_interval=0)
 DELIVERY_OPTIONS = {"backoff_initial": 0.02, "backoff_max": 0.2, "connect_timeout": 3.0}
 
 
@@ -34,12 +35,28 @@ async def start_client(url: str, client_id: str, *, room: str = ROOM, config: Se
     return client
 
 
+async def join_all(clients: list[SessionClient], url: str, names: Iterable[str]) -> None:
+    """Start a client per name (appended to ``clients`` as it starts, so callers can close
+    them all) and wait until they form one group."""
+    for name in names:
+        clients.append(await start_client(url, name))
+    await wait_converged(clients)
+
+
+async def append_and_wait(sender: Any, clients: Iterable[SessionClient], kind: str, payload: bytes) -> int:
+    """Append ``(kind, payload)`` with a delivery client and wait until every client read it."""
+    seq = await sender.append(kind, payload)
+    for c in clients:
+        await c.wait_until(lambda c=c: c.last_seq >= seq, 10)
+    return seq
+
+
 def converged(clients: Iterable[SessionClient]) -> bool:
     """All clients are in one group at one epoch with the same authenticator and full rosters."""
     clients = list(clients)
     if not clients or not all(c.in_group for c in clients):
         return False
-    if len({(c.gen, c.epoch, c.epoch_authenticator, c.safety_value) for c in clients}) != 1:
+    if len({(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in clients}) != 1:
         return False
     ids = sorted(c.client_id for c in clients)
     return all(sorted(r.identity for r in c.roster) == ids for c in clients) and all(
@@ -85,7 +102,7 @@ def assert_all_decrypt(clients: list[SessionClient]) -> None:
 async def close_all(clients: Iterable[SessionClient]) -> None:
     for c in clients:
         with contextlib.suppress(Exception):
-            await c.crash()
+            await crash(c)
 
 
 class FreezableProxy:

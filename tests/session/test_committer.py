@@ -12,7 +12,6 @@ import pytest
 from explore import AbstractOps  # noqa: E402
 
 from orange_fast.session.committer import (  # noqa: E402
-    Append,
     AppendResult,
     CaughtUp,
     CommitMsg,
@@ -20,22 +19,23 @@ from orange_fast.session.committer import (  # noqa: E402
     CommitterConfig,
     CommitterError,
     CreateMsg,
-    GroupOpsError,
-    Rejected,
-    UpdateProposalMsg,
+    DecodedEntry,
     Delivered,
     Disconnected,
     EpochChanged,
     Evicted,
     GroupLost,
+    GroupOpsError,
     Joined,
     KeyPackageMsg,
     Leave,
     Left,
-    LogEntry,
     MemberRef,
+    Rejected,
+    RequestAppend,
     RequestResync,
     Tick,
+    UpdateProposalMsg,
     View,
     Waiting,
 )
@@ -44,22 +44,23 @@ from orange_fast.session.committer import (  # noqa: E402
 class Room:
     """An ordered log with compare-and-append, and the clients reading it (all in memory)."""
 
-    def __init__(self, update_interval: int = 0) -> None:
-        self.log: list[LogEntry] = []
+    def __init__(self, update_interval: int = 0, ops_cls: type = AbstractOps) -> None:
+        self.ops_cls = ops_cls
+        self.log: list[DecodedEntry] = []
         self.clients: dict[str, Committer] = {}
         self.connected: dict[str, bool] = {}
         self.cursor: dict[str, int] = {}
-        self.outbox: list[tuple[str, Append]] = []
+        self.outbox: list[tuple[str, RequestAppend]] = []
         self.actions: dict[str, list] = {}
         self.hold = False  # when True, appends wait in the outbox
         self.config = CommitterConfig(update_interval=update_interval)
 
     def notice(self, body: object) -> None:
-        self.log.append(LogEntry(len(self.log) + 1, body, None))  # type: ignore[arg-type]
+        self.log.append(DecodedEntry(len(self.log) + 1, body, None))  # type: ignore[arg-type]
 
     def arrive(self, name: str) -> Committer:
         self.notice(Joined(name))
-        m = Committer(name, AbstractOps(name), self.config)
+        m = Committer(name, self.ops_cls(name), self.config)
         self.clients[name] = m
         self.connected[name] = True
         self.cursor[name] = 0
@@ -78,7 +79,7 @@ class Room:
             acts = m.handle(ev)
             self.actions[name].extend(acts)
             for a in acts:
-                if isinstance(a, Append) and self.connected[name]:
+                if isinstance(a, RequestAppend) and self.connected[name]:
                     self.outbox.append((name, a))
 
     def ds_step(self) -> bool:
@@ -87,7 +88,7 @@ class Room:
         name, a = self.outbox.pop(0)
         nxt = len(self.log) + 1
         if a.expected_seq is None or a.expected_seq == nxt:
-            self.log.append(LogEntry(nxt, a.body, name))
+            self.log.append(DecodedEntry(nxt, a.body, name))
             res = AppendResult(a.request_id, True, nxt)
         else:
             res = AppendResult(a.request_id, False, len(self.log))
@@ -243,7 +244,7 @@ def test_lobby_visitor_leave_is_a_noop() -> None:
 
 def test_empty_removal_is_never_committed() -> None:
     v = View()
-    e = LogEntry(1, CommitMsg(0, 0, (), (), b"c", None), "x")
+    e = DecodedEntry(1, CommitMsg(0, 0, (), (), b"c", None), "x")
     assert v.apply(e)[0] == v
     room = Room()
     room.arrive("a")
@@ -341,11 +342,12 @@ def test_commit_not_from_designated_committer_is_ignored_by_all() -> None:
     v = room.clients["a"].view
     w = Waiting(MemberRef("x", b"k"), b"KP")
     bogus = CommitMsg(v.gen, v.epoch, (), (MemberRef("a", v.members[0].kp_id),), b"C|x", None)
-    room.log.append(LogEntry(len(room.log) + 1, bogus, "b"))
+    room.log.append(DecodedEntry(len(room.log) + 1, bogus, "b"))
     room.settle()
     assert room.clients["a"].view == room.clients["b"].view
     assert room.clients["a"].view.epoch == v.epoch
-    assert v.apply(LogEntry(99, CommitMsg(v.gen, v.epoch, (w,), (), b"", b"W"), "a"))[1] == "ignored:add-not-waiting"
+    outcome = v.apply(DecodedEntry(99, CommitMsg(v.gen, v.epoch, (w,), (), b"", b"W"), "a"))[1]
+    assert outcome == "ignored:add-not-waiting"
 
 
 # --------------------------------------------------------------------------- creation
@@ -365,9 +367,9 @@ def test_only_one_group_per_room_decided_by_order() -> None:
 
 def test_create_from_a_client_that_is_not_first_is_ignored() -> None:
     v = View(waiting=(Waiting(MemberRef("a", b"1"), b"K1"), Waiting(MemberRef("b", b"2"), b"K2")))
-    nv, outcome = v.apply(LogEntry(5, CreateMsg(b"2"), "b"))
+    nv, outcome = v.apply(DecodedEntry(5, CreateMsg(b"2"), "b"))
     assert nv == v and outcome == "ignored:not-designated-creator"
-    nv, outcome = v.apply(LogEntry(5, CreateMsg(b"1"), "a"))
+    nv, outcome = v.apply(DecodedEntry(5, CreateMsg(b"1"), "a"))
     assert outcome == "applied" and nv.members == (MemberRef("a", b"1"),) and nv.gen == 1
 
 
@@ -404,7 +406,7 @@ def test_duplicates_ignored_and_gap_requests_resync() -> None:
     snap = m.snapshot()
     assert m.handle(Delivered(room.log[0])) == []
     assert m.snapshot() == snap
-    far = LogEntry(m.last_seq + 5, Joined("z"), None)
+    far = DecodedEntry(m.last_seq + 5, Joined("z"), None)
     assert m.handle(Delivered(far)) == [RequestResync(m.last_seq + 1)]
     assert m.snapshot() == snap
 
@@ -469,6 +471,29 @@ def test_periodic_update_member_proposes_committer_commits() -> None:
     converged(room, ["a", "b"])
 
 
+def test_proposal_that_loses_the_race_with_a_commit_is_made_again_at_once() -> None:
+    """The committer's own refresh and a member's proposal fall due together and the commit
+    wins the slot: the proposal is ignored (wrong epoch), and the member proposes again for
+    the new epoch without waiting another interval (members in phase with the committer
+    would otherwise never refresh)."""
+    room = Room(update_interval=2)
+    for n in ("a", "b"):
+        room.arrive(n)
+    room.settle()
+    epoch = room.clients["a"].view.epoch
+    room.hold = True
+    for _ in range(2):
+        room._feed("a", [Tick()])  # the committer's refresh first in the DS's queue...
+        room._feed("b", [Tick()])  # ...then b's proposal, made for the same epoch
+    room.hold = False
+    room.settle()
+    props = room.bodies(UpdateProposalMsg)
+    assert [(e.sender, e.body.epoch) for e in props] == [("b", epoch), ("b", epoch + 1)]
+    assert (props[0].seq, "ignored:wrong-epoch") in room.clients["b"].notes
+    assert room.clients["a"].view.epoch == epoch + 2  # the committer's refresh, then b's
+    converged(room, ["a", "b"])
+
+
 def test_committer_updates_its_own_leaf() -> None:
     room = Room(update_interval=1)
     room.arrive("a")
@@ -488,7 +513,7 @@ def test_empty_commit_from_non_committer_is_ignored() -> None:
         room.arrive(n)
     room.settle()
     v = room.clients["a"].view
-    e = LogEntry(len(room.log) + 1, CommitMsg(v.gen, v.epoch, (), (), b"garbage", None), "b")
+    e = DecodedEntry(len(room.log) + 1, CommitMsg(v.gen, v.epoch, (), (), b"garbage", None), "b")
     assert v.apply(e) == (v, "ignored:not-designated-committer")
     room.log.append(e)
     room.settle()
@@ -522,10 +547,10 @@ def test_create_failure_publishes_a_fresh_key_package() -> None:
 
     m = Committer("a", FailingCreate("a"))
     acts = m.handle(CaughtUp(0))
-    (kp,) = [a for a in acts if isinstance(a, Append)]
+    (kp,) = [a for a in acts if isinstance(a, RequestAppend)]
     m.handle(AppendResult(kp.request_id, True, 1))
-    acts = m.handle(Delivered(LogEntry(1, kp.body, "a")))
-    (kp2,) = [a for a in acts if isinstance(a, Append)]
+    acts = m.handle(Delivered(DecodedEntry(1, kp.body, "a")))
+    (kp2,) = [a for a in acts if isinstance(a, RequestAppend)]
     assert isinstance(kp2.body, KeyPackageMsg) and kp2.body.kp_id != kp.body.kp_id
 
 
@@ -544,9 +569,9 @@ def test_config_validation() -> None:
     [
         "not an event",
         Delivered("entry"),  # type: ignore[arg-type]
-        Delivered(LogEntry(0, Joined("x"), None)),
-        Delivered(LogEntry(1, "body", None)),  # type: ignore[arg-type]
-        Delivered(LogEntry(1, Joined("x"), 5)),  # type: ignore[arg-type]
+        Delivered(DecodedEntry(0, Joined("x"), None)),
+        Delivered(DecodedEntry(1, "body", None)),  # type: ignore[arg-type]
+        Delivered(DecodedEntry(1, Joined("x"), 5)),  # type: ignore[arg-type]
         CaughtUp(-1),
         AppendResult("1", True, 1),  # type: ignore[arg-type]
     ],
@@ -573,3 +598,38 @@ def test_left_member_stops_acting() -> None:
     m = room.clients["a"]
     assert m.stopped and not m.in_group
     assert m.handle(Tick()) == []
+
+
+class _RefusingOps(AbstractOps):
+    """An MLS group that refuses to add one particular KeyPackage (as real MLS refuses a
+    KeyPackage whose key collides with the tree's)."""
+
+    __slots__ = ()
+    BAD = b"KP:bad"
+
+    def commit(self, adds, removes):  # noqa: ANN001, ANN201
+        if self.BAD in adds:
+            from orange_fast.session.errors import GroupOpsError
+
+            raise GroupOpsError("KeyPackage refused")
+        return super().commit(adds, removes)
+
+
+def test_a_keypackage_mls_refuses_is_passed_over_and_nobody_drops_the_group() -> None:
+    room = Room(ops_cls=_RefusingOps)
+    for n in ("a", "b", "m"):
+        room.arrive(n)
+    room.settle()
+    room.disconnect("m")  # m goes quiet after publishing a KeyPackage that MLS refuses
+    room.log.append(DecodedEntry(len(room.log) + 1, KeyPackageMsg(b"bad", _RefusingOps.BAD), "m"))
+    room.arrive("c")  # a later joiner is still added, and m's old leaf (now stale) removed
+    room.settle()
+    for name in ("a", "b"):
+        assert not [x for x in room.actions[name] if isinstance(x, GroupLost)]
+    assert [o for _s, o in room.clients["a"].notes if o.startswith("refused")] == ["refused:keypackage:m"]
+    view = room.clients["a"].view
+    assert [m.client for m in view.live_members()] == ["a", "b", "c"] and view.stale == frozenset()
+    assert [w.ref.client for w in view.waiting] == ["m"]  # still waiting, passed over
+    room.notice(Left("m"))  # m's departure clears it
+    room.settle()
+    converged(room, ["a", "b", "c"])

@@ -15,7 +15,7 @@ import pytest
 
 from explore import Budget, Result, explore, explore_many, random_walks  # noqa: E402
 
-from orange_fast.session.committer import Append, Committer  # noqa: E402
+from orange_fast.session.committer import Committer, RequestAppend  # noqa: E402
 
 Z = dict(crashes=0, restarts=0, disconnects=0, duplicates=0, false_evictions=0, leaves=0, visitors=0, ticks=0)
 
@@ -166,7 +166,7 @@ class NoCompareAndAppend(Committer):
     def _append(self, kind, body, expected, out, kp_id=None):  # type: ignore[no-untyped-def]
         super()._append(kind, body, expected, out, kp_id)
         a = out[-1]
-        out[-1] = Append(a.request_id, a.body, None)  # the DS is not asked to compare
+        out[-1] = RequestAppend(a.request_id, a.body, None)  # the DS is not asked to compare
 
 
 class NeverRejoins(Committer):

@@ -119,3 +119,16 @@ def test_render_bad_inputs() -> None:
         render_digits("00")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         SafetyNumber(b"\x00" * 32).matches("x")  # type: ignore[arg-type]
+
+
+def test_short_number_is_the_first_five_groups() -> None:
+    digest = bytes.fromhex("0000" "0001" "ffff" "3039" "8000" "000a") + b"\x99" * 20
+    sn = SafetyNumber(digest)
+    assert sn.short == "00000 00001 65535 12345 32768"  # 5 x 16 = 80 bits, worked by hand
+    assert sn.text.startswith(sn.short + " ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.binary(min_size=32, max_size=32), b=st.binary(min_size=32, max_size=32))
+def test_short_number_is_injective_on_its_80_bits(a: bytes, b: bytes) -> None:
+    assert (SafetyNumber(a).short == SafetyNumber(b).short) == (a[:10] == b[:10])

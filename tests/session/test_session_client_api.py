@@ -20,6 +20,7 @@ from session_client_support import (
 
 from orange_fast.delivery.errors import AuthenticationFailedError
 from orange_fast.session.client import SessionClient, SessionConfig, SessionEvent
+from orange_fast.session.testing import crash
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -62,7 +63,7 @@ async def test_events_follow_mls_membership(tmp_path: Path) -> None:
         assert "epoch" in kinds and "safety" in kinds
         assert sorted(e.identity for e in events if e.kind == "joined") == ["alice", "bob", "carol"]
         assert events[-1].kind in ("safety", "joined")
-        assert [e.detail for e in events if e.kind == "safety"][-1] == alice.safety_number
+        assert [e.detail for e in events if e.kind == "safety"][-1] == alice.safety.text
         await clients.pop(1).leave()
         await wait_converged(clients)
         events = _drain(alice.events)
@@ -72,7 +73,7 @@ async def test_events_follow_mls_membership(tmp_path: Path) -> None:
         await carol.leave()
         events = _drain(carol.events)
         assert [e.kind for e in events][-1] == "lost" and events[-1].detail == "left"
-        assert carol.roster == () and carol.send_kid() is None and carol.safety_number is None
+        assert carol.roster == () and carol.send_kid() is None and carol.safety is None
     finally:
         await close_all(clients)
         await server.stop()
@@ -111,7 +112,7 @@ async def test_eight_clients_random_churn_converges(tmp_path: Path) -> None:
                 name = rng.choice(sorted(live))
                 client = live.pop(name)
                 gone.append(client)
-                await (client.leave() if action == "leave" else client.crash())
+                await (client.leave() if action == "leave" else crash(client))
             if step % 3 == 2:
                 await wait_converged(list(live.values()), 20)
         await wait_converged(list(live.values()), 20)
@@ -144,3 +145,68 @@ async def test_reprs_and_logs_hold_no_secrets(tmp_path: Path, caplog: pytest.Log
     finally:
         await close_all(clients)
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_roster_events_tell_members_apart_by_key(tmp_path: Path) -> None:
+    """A client that comes back with a new KeyPackage is a new member (new signature key): the
+    others see ``joined`` for the new key, ``duplicate`` while both leaves are in the tree, and
+    ``left`` for the old key; ``roster`` events carry each new roster."""
+    server = await start_server(tmp_path / "log.db", eviction_timeout=3.0)
+    clients = []
+    try:
+        for name in ("alice", "bob"):
+            clients.append(await start_client(server.url, name))
+        await wait_converged(clients)
+        alice = clients[0]
+        old_key = next(r.signature_key for r in alice.roster if r.identity == "bob")
+        _drain(alice.events)
+        await crash(clients.pop())
+        clients.append(await start_client(server.url, "bob"))  # before the server evicts the old one
+        await wait_converged(clients)
+        new_key = next(r.signature_key for r in alice.roster if r.identity == "bob")
+        assert new_key != old_key and not any(r.duplicate for r in alice.roster)
+        events = [e for e in _drain(alice.events) if e.kind in ("roster", "joined", "left", "duplicate")]
+        assert [(e.kind, e.identity) for e in events if e.kind != "roster"] == [
+            ("joined", "bob"), ("duplicate", "bob"), ("left", "bob")
+        ]
+        joined, left = (next(e for e in events if e.kind == k) for k in ("joined", "left"))
+        assert joined.leaf != left.leaf
+        assert [e.detail for e in events if e.kind == "roster"] == ["alice,bob,bob", "alice,bob"]
+        assert alice.status()["duplicates"] == []
+    finally:
+        await close_all(clients)
+        await server.stop()
+
+
+def test_public_names_of_the_session_package() -> None:
+    from orange_fast import session
+    from orange_fast.session import (
+        SafetyNumber,
+        SessionClient,
+        SessionConfig,
+        SessionError,
+    )
+    from orange_fast.session.errors import CommitterError, GroupOpsError
+    from orange_fast.session.mlsops import MLSOpsError
+    from orange_fast.session.wire import WireError
+
+    assert session.SessionEvent.__module__ == "orange_fast.session.client"
+    assert SafetyNumber.__module__ == "orange_fast.session.safety"
+    for err in (CommitterError, GroupOpsError, MLSOpsError, WireError):
+        assert issubclass(err, SessionError)
+    with pytest.raises(AttributeError):
+        session.NoSuchName  # noqa: B018
+    # one property for the safety number; no test hook on the public client
+    for name in ("safety_value", "safety_number", "crash"):
+        assert not hasattr(SessionClient, name)
+    assert SessionConfig().update_interval * SessionConfig().tick_interval == 300.0  # self-update every 5 min
+
+
+def test_importing_the_package_loads_no_client() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, orange_fast.session as s; assert 'orange_fast.session.client' not in sys.modules; "
+            "s.SessionClient; assert 'orange_fast.session.client' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

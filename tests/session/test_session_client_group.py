@@ -22,6 +22,7 @@ from session_client_support import (
 
 from orange_fast.delivery import DeliveryClient
 from orange_fast.rtc.keys import FrameKeys
+from orange_fast.session.testing import crash
 from orange_fast.sframe import UnknownKeyError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -39,8 +40,8 @@ async def test_six_members_converge_and_decrypt_each_other(tmp_path: Path) -> No
         rosters = {tuple(sorted((r.identity, r.signature_key) for r in c.roster)) for c in clients}
         assert len(rosters) == 1
         assert sorted(r.identity for r in first.roster) == [f"member{i}" for i in range(6)]
-        assert first.safety_number is not None and len(first.safety_number.split()) == 12
-        assert len({c.safety_number for c in clients}) == 1
+        assert first.safety is not None and len(first.safety.text.split()) == 12
+        assert len({c.safety for c in clients}) == 1
         assert len({c.send_kid() for c in clients}) == 6
         for c in clients:  # RFC 9605 §5.2 layout, 8 epoch bits: leaf index above the epoch's low byte
             assert c.send_kid() == (c.ops.group.own_leaf_index << 8) | (c.epoch & 0xFF)
@@ -167,7 +168,7 @@ async def test_crashed_member_is_evicted_and_removed(tmp_path: Path) -> None:
             clients.append(await start_client(server.url, f"c{i}"))
         await wait_converged(clients)
         crashed = clients.pop(0)  # the committer itself
-        await crashed.crash()
+        await crash(crashed)
         await wait_converged(clients)
         assert all(r.identity != "c0" for r in clients[0].roster)
         assert_all_decrypt(clients)

@@ -21,7 +21,13 @@ from session_client_support import (
 from orange_fast.delivery.errors import ServerError
 from orange_fast.mls import KeyPackage, SignatureKeyPair
 from orange_fast.session.committer import CommitMsg, KeyPackageMsg
-from orange_fast.session.wire import KIND_COMMIT, KIND_CREATE, KIND_KEY_PACKAGE, MAX_PAYLOAD, encode_body
+from orange_fast.session.wire import (
+    KIND_COMMIT,
+    KIND_CREATE,
+    KIND_KEY_PACKAGE,
+    MAX_PAYLOAD,
+    encode_body,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 

@@ -48,8 +48,8 @@ async def test_split_view_man_in_the_middle_changes_the_victims_safety_number(tm
         await wait_converged([victim, fake_alice, fake_bob])
         names = sorted(r.identity for r in alice.roster)
         assert names == sorted(r.identity for r in victim.roster) == ["alice", "bob", "victim"]
-        assert alice.safety_number == bob.safety_number
-        assert victim.safety_number != alice.safety_number
+        assert alice.safety == bob.safety
+        assert victim.safety != alice.safety
         assert not victim.safety.matches(alice.safety)
         # The victim's view of "alice" carries the attacker's key, not alice's.
         key = {r.identity: r.signature_key for r in victim.roster}["alice"]
@@ -91,7 +91,7 @@ async def test_substituted_key_package_is_visible_in_the_roster_and_heals(tmp_pa
         def watch(event) -> None:
             keys = {r.identity: r.signature_key for r in clients[0].roster}
             if keys.get("victim") == attacker.public_key:
-                seen_ghost.append(clients[0].safety_number)
+                seen_ghost.append(clients[0].safety)
 
         clients[0]._on_event = watch
         victim = await start_client(server.url, "victim")
@@ -105,8 +105,8 @@ async def test_substituted_key_package_is_visible_in_the_roster_and_heals(tmp_pa
         final = {r.identity: r.signature_key for r in clients[0].roster}
         assert final["victim"] != attacker.public_key
         assert len(clients[0].roster) == 3
-        assert victim.safety_number == clients[0].safety_number
-        assert victim.safety_number not in seen_ghost
+        assert victim.safety == clients[0].safety
+        assert victim.safety not in seen_ghost
         assert_all_decrypt(clients)
     finally:
         await close_all(clients)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,7 +11,14 @@ from hypothesis import strategies as st
 from orange_fast.delivery import EntryType
 from orange_fast.delivery import LogEntry as DeliveryEntry
 from orange_fast.mls import KeyPackage, SignatureKeyPair
-from orange_fast.session.committer import CommitMsg, CreateMsg, Joined, KeyPackageMsg, Left, MemberRef
+from orange_fast.session.committer import (
+    CommitMsg,
+    CreateMsg,
+    KeyPackageMsg,
+    Left,
+    MemberRef,
+    Rejected,
+)
 from orange_fast.session.wire import (
     KIND_COMMIT,
     KIND_CREATE,
@@ -25,8 +34,9 @@ from orange_fast.session.wire import (
 KINDS = [KIND_KEY_PACKAGE, KIND_CREATE, KIND_COMMIT]
 
 
-def _entry(seq: int, sender: str, kind: str, payload: bytes) -> DeliveryEntry:
-    return DeliveryEntry(seq, 0, EntryType.MESSAGE, 0, sender, kind, payload)
+def _entry(seq: int, sender: str, kind: str, payload: bytes, timestamp_ms: int | None = None) -> DeliveryEntry:
+    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    return DeliveryEntry(seq, ts, EntryType.MESSAGE, 0, sender, kind, payload)
 
 
 def _kp(identity: bytes) -> bytes:
@@ -39,19 +49,18 @@ def test_commit_round_trip_with_known_key_packages() -> None:
     data = _kp(b"bob")
     kind, payload = encode_body(KeyPackageMsg(b"ignored", data))
     got = dec.decode(_entry(1, "bob", kind, payload))
-    assert got.rejected is None and isinstance(got.entry.body, KeyPackageMsg)
-    ref = got.entry.body.kp_id
+    assert isinstance(got.body, KeyPackageMsg)
+    ref = got.body.kp_id
     assert ref == KeyPackage.from_bytes(data).ref()
     waiting = dec.decode(_entry(1, "bob", kind, payload))  # the same KeyPackage again: refused
-    assert waiting.rejected is not None and isinstance(waiting.entry.body, Joined)
+    assert waiting.body == Rejected("bob", "KeyPackage reuses a key seen before in this room")
     from orange_fast.session.committer import Waiting
 
     body = CommitMsg(3, 7, (Waiting(MemberRef("bob", ref), data),), (MemberRef("carol", b"\x01" * 32),), b"commit", b"welcome")
     kind, payload = encode_body(body)
     assert kind == KIND_COMMIT
     back = dec.decode(_entry(2, "alice", kind, payload))
-    assert back.rejected is None
-    assert back.entry.body == body and back.entry.sender == "alice" and back.entry.seq == 2
+    assert back.body == body and back.sender == "alice" and back.seq == 2
     assert dec.signature_key(MemberRef("bob", ref)) == bytes(KeyPackage.from_bytes(data).leaf_node.signature_key)
     assert dec.signature_key(MemberRef("mallory", ref)) is None
 
@@ -62,14 +71,13 @@ def test_commit_naming_an_unknown_key_package_is_rejected() -> None:
     dec = WireDecoder(1)
     kind, payload = encode_body(CommitMsg(1, 0, (Waiting(MemberRef("x", b"\x02" * 32), b"kp"),), (), b"c", b"w"))
     got = dec.decode(_entry(5, "a", kind, payload))
-    assert got.rejected == "commit adds an unknown KeyPackage"
-    assert got.entry.body == Joined("a") and got.entry.seq == 5
+    assert got.body == Rejected("a", "commit adds an unknown KeyPackage") and got.seq == 5
 
 
 def test_notices_map_to_committer_notices() -> None:
     dec = WireDecoder(1)
     got = dec.decode(DeliveryEntry(4, 0, EntryType.LEFT, 0, "zed", "", b""))
-    assert got.entry.body == Left("zed") and got.entry.sender is None
+    assert got.body == Left("zed") and got.sender is None
 
 
 @pytest.mark.parametrize(
@@ -95,7 +103,7 @@ def test_key_package_with_foreign_identity_is_rejected() -> None:
     dec = WireDecoder(1)
     kind, payload = encode_body(KeyPackageMsg(b"", _kp(b"alice")))
     got = dec.decode(_entry(1, "mallory", kind, payload))
-    assert got.rejected == "KeyPackage identity is not its sender's"
+    assert got.body == Rejected("mallory", "KeyPackage identity is not its sender's")
 
 
 refs = st.tuples(st.text(alphabet="abcxyz0123", min_size=1, max_size=8), st.binary(min_size=1, max_size=40))
@@ -140,8 +148,61 @@ _DECODER = WireDecoder(1)
 @given(kind=st.sampled_from(KINDS), payload=st.binary(max_size=400), seq=st.integers(1, 2**40))
 def test_decoder_turns_any_payload_into_an_entry(kind: str, payload: bytes, seq: int) -> None:
     got = _DECODER.decode(_entry(seq, "fuzz", kind, b"\x01" + payload))
-    assert got.entry.seq == seq
-    if got.rejected is not None:
-        assert got.entry.body == Joined("fuzz")
+    assert got.seq == seq and got.sender == "fuzz"
+    if isinstance(got.body, Rejected):
+        assert got.body.client == "fuzz" and got.body.reason
     else:
-        assert isinstance(got.entry.body, (CreateMsg, CommitMsg, KeyPackageMsg))
+        assert isinstance(got.body, (CreateMsg, CommitMsg, KeyPackageMsg))
+
+
+def test_members_are_bound_to_leaves_and_a_member_without_a_leaf_is_skipped() -> None:
+    """``MLSGroupOps`` removes members by leaf; a stale member that has no leaf in the group
+    (nothing to remove) never makes a commit fail, and every member expects that commit."""
+    from orange_fast.session.mlsops import MLSGroupOps
+
+    dec_a, dec_b = WireDecoder(1), WireDecoder(1)
+    a, b = MLSGroupOps(1, b"alice", dec_a), MLSGroupOps(1, b"bob", dec_b)
+    entries, kps = [], []
+    for seq, (ops, name) in enumerate(((a, "alice"), (b, "bob"), (b, "bob")), start=1):
+        _ref, kp = ops.new_key_package()
+        kps.append(kp)
+        entries.append(_entry(seq, name, *encode_body(KeyPackageMsg(b"", kp))))
+    refs = []
+    for e in entries:
+        body = dec_a.decode(e).body
+        assert dec_b.decode(e).body == body
+        assert isinstance(body, KeyPackageMsg)
+        refs.append(MemberRef(e.sender, body.kp_id))
+    alice, bob, bob_unused = refs
+    a.create(alice.kp_id)
+    commit, welcome = a.commit([kps[1]], [])
+    a.merge_pending()
+    assert welcome is not None
+    b.join(welcome, bob.kp_id)
+    assert [a.leaf_of(r) for r in refs] == [0, 1, None] == [b.leaf_of(r) for r in refs]
+    assert a.leaf_of(MemberRef("mallory", bob.kp_id)) is None  # a ref must name the KeyPackage's client
+    # bob's second KeyPackage never got a leaf: removing it is a no-op, not a failure
+    commit, welcome = a.commit([], [bob_unused])
+    b.expect(commit, [], [bob_unused])
+    b.process(commit)
+    a.merge_pending()
+    assert a.epoch == b.epoch == 2 and a.group.epoch_authenticator == b.group.epoch_authenticator
+    # removing bob goes by his leaf
+    commit, _ = a.commit([], [bob])
+    a.merge_pending()
+    assert [m.identity for m in a.group.members] == [b"alice"] and a.leaf_of(bob) is None
+
+
+def test_key_package_lifetime_is_checked_against_the_entry_timestamp() -> None:
+    """Deterministic: the server's timestamp decides, not the reader's clock."""
+    from orange_fast.mls.messages import Lifetime
+
+    t = 1_800_000_000
+    kp, _ = KeyPackage.generate(1, identity=b"bob", signer=SignatureKeyPair.generate(1),
+                                lifetime=Lifetime(t - 300, t + 86400))
+    kind, payload = encode_body(KeyPackageMsg(b"", kp.to_bytes()))
+    for ts, ok in ((t, True), (t - 1, False), (t + 1, False)):  # exactly the margins, or one second off
+        got = WireDecoder(1).decode(_entry(1, "bob", kind, payload, timestamp_ms=ts * 1000 + 999))
+        assert isinstance(got.body, KeyPackageMsg) is ok, ts
+        if not ok:
+            assert got.body == Rejected("bob", "KeyPackage lifetime does not cover its publication")

@@ -17,29 +17,31 @@ import pytest
 pytest.importorskip("orange_fast.mls.group", reason="MLS group layer not available")
 sframe = pytest.importorskip("orange_fast.sframe", reason="compiled SFrame core not built")
 
-from orange_fast.session.committer import (  # noqa: E402
-    Append,
+from collections.abc import Sequence  # noqa: E402
+
+from orange_fast import mls  # noqa: E402
+from orange_fast.mls.errors import MLSError  # noqa: E402
+from orange_fast.session.committer import (  # noqa: E402  # noqa: E402
     AppendResult,
     CaughtUp,
     CommitMsg,
     Committer,
     CommitterConfig,
+    DecodedEntry,
     Delivered,
     Disconnected,
     EpochChanged,
     Evicted,
     GroupLost,
+    GroupOpsError,
     Leave,
     Left,
-    LogEntry,
+    MemberRef,
+    RequestAppend,
     Tick,
 )
 from orange_fast.session.keys import EpochKeys  # noqa: E402
 from orange_fast.session.safety import safety_number  # noqa: E402
-from orange_fast import mls  # noqa: E402
-from orange_fast.mls.errors import MLSError  # noqa: E402
-from orange_fast.session.committer import GroupOpsError, MemberRef  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
 
 
 # A minimal GroupOps over the real MLS group for this simulation (the production adapter,
@@ -174,9 +176,9 @@ class Client:
 class Sim:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.log: list[LogEntry] = []
+        self.log: list[DecodedEntry] = []
         self.clients: dict[str, Client] = {}
-        self.outbox: list[tuple[str, Append]] = []
+        self.outbox: list[tuple[str, RequestAppend]] = []
         self.now = 0.0
         self.count = 0
 
@@ -184,7 +186,7 @@ class Sim:
     def feed(self, c: Client, events: list) -> None:
         for ev in events:
             for a in c.machine.handle(ev):
-                if isinstance(a, Append):
+                if isinstance(a, RequestAppend):
                     if c.connected:
                         self.outbox.append((c.name, a))
                 elif isinstance(a, EpochChanged):
@@ -213,7 +215,7 @@ class Sim:
         name, a = self.outbox.pop(0)
         nxt = len(self.log) + 1
         if a.expected_seq is None or a.expected_seq == nxt:
-            self.log.append(LogEntry(nxt, a.body, name))
+            self.log.append(DecodedEntry(nxt, a.body, name))
             res = AppendResult(a.request_id, True, nxt)
         else:
             res = AppendResult(a.request_id, False, len(self.log))
@@ -242,10 +244,10 @@ class Sim:
             self.feed(c, [Leave()])
             c.running = c.connected = False
             self.outbox = [(n, a) for n, a in self.outbox if n != c.name]
-            self.log.append(LogEntry(len(self.log) + 1, Left(c.name), None))
+            self.log.append(DecodedEntry(len(self.log) + 1, Left(c.name), None))
         elif r < 0.13 and run:
             c = self.rng.choice(run)  # the server evicts a live client and drops its connection
-            self.log.append(LogEntry(len(self.log) + 1, Evicted(c.name), None))
+            self.log.append(DecodedEntry(len(self.log) + 1, Evicted(c.name), None))
             c.connected = False
             self.outbox = [(n, a) for n, a in self.outbox if n != c.name]
             self.feed(c, [Disconnected()])

@@ -338,7 +338,7 @@ async def _session_join(n: int, relay: tuple[str, int], url: str, cfg: LoopbackC
 
     room = f"bench-session-{n}"
     token = os.urandom(16)
-    conf = SessionConfig(mls_suite=1, sframe_suite=cfg.suite, tick_interval=0.1, grace_period=2.0)
+    conf = SessionConfig(mls_suite=1, sframe_suite=cfg.suite, tick_interval=0.1, grace_period=2.0, update_interval=0)
     opts = {"backoff_initial": 0.02, "backoff_max": 0.2, "connect_timeout": 5.0}
     clients: list[Any] = []
 

@@ -86,8 +86,9 @@ async def _start_server(tmp: str) -> Any:
 
 async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
     from ..session.client import SessionClient, SessionConfig
+    from ..session.testing import crash
 
-    config = SessionConfig(tick_interval=0.2, grace_period=1.0)
+    config = SessionConfig(tick_interval=0.2, grace_period=1.0, update_interval=0)
     options = {"backoff_initial": 0.02, "backoff_max": 0.2}
     with tempfile.TemporaryDirectory(prefix="orange-fast-session-bench-") as tmp:
         server = await _start_server(tmp)
@@ -160,7 +161,7 @@ async def _bench_size(n: int, rounds: int, timeout: float) -> dict[str, Any]:
                 leave_cost.append(await _log_cost(server, seq0, len(members) + 1))
         finally:
             for c in members:
-                await c.crash()
+                await crash(c)
             await server.stop()
 
     def med(values: Sequence[float]) -> float:
@@ -272,6 +273,7 @@ async def _transition_run(
     from ..rtc.transition import TransitionPolicy
     from ..session.client import SessionClient, SessionConfig
     from ..session.keys import EXPORTER_LABEL
+    from ..session.testing import crash
 
     policy = TransitionPolicy.legacy() if legacy else TransitionPolicy()
     rng = random.Random(seed)
@@ -373,14 +375,14 @@ async def _transition_run(
             await media_task
             await asyncio.sleep(0.2)
             if joiner is not None:
-                await joiner.crash()
+                await crash(joiner)
         finally:
             for q in queues.values():
                 q.put(None)
             for t in threads:
                 t.join(5)
             for c in core:
-                await c.crash()
+                await crash(c)
             await server.stop()
     recv = [h.stats.snapshot() for h in receivers.values()]
     lost = sum(sum(r["dropped"].values()) for r in recv)

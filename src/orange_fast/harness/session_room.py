@@ -77,7 +77,7 @@ class SessionRoom:
             self.clients.append(client)
 
         def converged() -> bool:
-            states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety_value) for c in self.clients}
+            states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in self.clients}
             return (
                 all(c.in_group and c.send_kid() is not None for c in self.clients)
                 and len(states) == 1
@@ -88,7 +88,7 @@ class SessionRoom:
 
     def safety_numbers(self) -> list[str]:
         """The safety number each participant shows (all equal when nobody is attacked)."""
-        return [c.safety_number or "" for c in self.clients]
+        return [c.safety.text if c.safety is not None else "" for c in self.clients]
 
     def stop(self) -> None:
         """Leave, stop the delivery service and the loop; idempotent."""
@@ -102,11 +102,13 @@ class SessionRoom:
         self._tmp.cleanup()
 
     async def _stop(self) -> None:
+        from ..session.testing import crash
+
         for client in self.clients:
             try:
                 await client.leave(timeout=2.0)
             except Exception:
-                await client.crash()
+                await crash(client)
         if self._server is not None:
             await self._server.stop()
             self._server = None

@@ -17,6 +17,8 @@ It joins the room and prints one JSON object per line on stdout:
   ``leave``             -> leaves the room (BYE), keeps the process (and its dropped keys) for questions
   ``exit``              -> leaves if needed and exits with status 0
 
+A ``{"type": "failed"}`` or ``{"type": "superseded"}`` line says the session ended for good.
+
 Secrets never appear on stdout: only public values (authenticators are public to members,
 safety numbers are meant to be shown).
 """
@@ -55,8 +57,8 @@ async def _run(args: argparse.Namespace) -> int:
     def on_event(event: SessionEvent) -> None:
         if event.kind in ("epoch", "lost") and client is not None:
             _print({"type": "state", "event": event.kind, "detail": event.detail, **client.status()})
-        elif event.kind == "failed":
-            _print({"type": "failed", "detail": event.detail})
+        elif event.kind in ("failed", "superseded"):
+            _print({"type": event.kind, "detail": event.detail})
 
     client = SessionClient(
         args.url, args.room, token, args.id, config=config, on_event=on_event,

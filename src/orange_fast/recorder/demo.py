@@ -61,7 +61,7 @@ def wait_converged(clients: list[Any], size: int, timeout: float, *, exclude: st
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = {(c.epoch, c.safety_number) for c in clients}
+        states = {(c.epoch, c.safety.text if c.safety else None) for c in clients}
         rosters = [[r.identity for r in c.roster] for c in clients]
         if (len(states) == 1 and None not in next(iter(states)) and all(len(r) == size for r in rosters)
                 and not any(exclude in r for r in rosters)):

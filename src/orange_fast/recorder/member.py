@@ -165,7 +165,9 @@ class Recorder:
             self._left = True  # nothing to leave: stop the client without BYE
             if self.client is not None:
                 with contextlib.suppress(Exception):
-                    self._run(self.client.crash(), 5)
+                    from ..session.testing import crash
+
+                    self._run(crash(self.client), 5)
             self._stop_loop()
             raise RecordingError(f"could not join room {self.room!r}: {type(exc).__name__}: {exc}") from None
 
@@ -204,7 +206,7 @@ class Recorder:
         with self._lock:
             self.roster = [r.identity for r in roster]
             self.epoch = client.epoch
-            self.safety_number = client.safety_number
+            self.safety_number = client.safety.text if client.safety else None
             for r in roster:
                 self._leaf_names[r.leaf_index] = r.identity
 

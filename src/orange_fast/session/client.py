@@ -10,8 +10,12 @@ epoch (:mod:`.framekeys`, previous epochs' receive keys kept for a grace period)
 It implements the ``FrameKeys`` protocol of the aiortc hooks (:attr:`context`,
 :meth:`send_kid`, :meth:`key_generation`) and exposes the roster *from MLS state*
 (identities and signature keys of the leaves), the epoch authenticator and the safety
-number, plus events (:class:`SessionEvent`): ``epoch``, ``joined``, ``left``,
-``safety``, ``lost``, ``rejected``, ``failed``.
+number, plus events (:class:`SessionEvent`, kinds in :data:`EVENT_KINDS`).
+
+Members are told apart by (identity, signature key), not by name: a client that rejoins
+shows as ``left`` (old key) and ``joined`` (new key), and two leaves with one identity
+(a rejoin in progress, or a hostile member) are flagged (:attr:`RosterEntry.duplicate`,
+event ``duplicate``).
 
 I/O stays at the edges: one asyncio task reads the log, one drives the timers (Tick
 events for periodic self-updates, connection watch), and appends run as tasks whose
@@ -41,13 +45,13 @@ from ..delivery.errors import (
     DeliveryError,
     ServerError,
     ServerSequenceConflictError,
+    SupersededError,
 )
 from ..mls import CipherSuite as MLSCipherSuite
 from ..sframe import CipherSuite as SFrameCipherSuite
 from ..sframe import Context
 from .committer import (
     Action,
-    Append,
     AppendResult,
     CaughtUp,
     CommitMsg,
@@ -58,6 +62,8 @@ from .committer import (
     EpochChanged,
     GroupLost,
     Leave,
+    Rejected,
+    RequestAppend,
     RequestResync,
     Tick,
 )
@@ -66,7 +72,7 @@ from .mlsops import MLSGroupOps
 from .safety import SafetyNumber, safety_number
 from .wire import WireDecoder, WireError, encode_body
 
-__all__ = ["SessionConfig", "SessionEvent", "RosterEntry", "SessionClient"]
+__all__ = ["SessionConfig", "SessionEvent", "EVENT_KINDS", "RosterEntry", "SessionClient"]
 
 logger = logging.getLogger("orange_fast.session.client")
 
@@ -80,6 +86,8 @@ class SessionConfig:
         sframe_suite: SFrame cipher suite of the media.
         tick_interval: seconds between timer ticks (and connection checks).
         update_interval: self-update (post-compromise security) every N ticks; 0 = never.
+            The default, 600 ticks of 0.5 s, refreshes each member's leaf every 5 minutes
+            (cost per update in ``docs/session-security.md``).
         grace_period: seconds the previous epoch's receive keys stay usable.
         append_timeout: seconds an append may wait for its answer before the connection is
             considered broken (then it is dropped and resumed).
@@ -88,7 +96,7 @@ class SessionConfig:
     mls_suite: int = 1
     sframe_suite: int = int(SFrameCipherSuite.AES_128_GCM_SHA256_128)
     tick_interval: float = 0.5
-    update_interval: int = 0
+    update_interval: int = 600
     grace_period: float = 2.0
     append_timeout: float = 10.0
 
@@ -104,24 +112,47 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class RosterEntry:
-    """A member as MLS says: identity from its credential, its signature key, its leaf."""
+    """A member as MLS says: identity from its credential, its signature key, its leaf.
+
+    ``duplicate`` flags an identity held by more than one leaf: normal for one epoch while
+    a client rejoins (its old leaf is removed right after its new one is added), a sign
+    of trouble if it lasts.
+    """
 
     identity: str
     signature_key: bytes
     leaf_index: int
+    duplicate: bool = False
 
     def __repr__(self) -> str:
-        return f"RosterEntry({self.identity!r}, leaf={self.leaf_index}, key={self.signature_key[:4].hex()}...)"
+        flag = ", duplicate" if self.duplicate else ""
+        return f"RosterEntry({self.identity!r}, leaf={self.leaf_index}, key={self.signature_key[:4].hex()}...{flag})"
+
+
+EVENT_KINDS = frozenset(
+    {"epoch", "roster", "joined", "left", "duplicate", "safety", "lost", "rejected", "superseded", "failed"}
+)
+"""Every :attr:`SessionEvent.kind`."""
 
 
 @dataclass(frozen=True)
 class SessionEvent:
     """Something the application may show: kind plus details.
 
-    Kinds: ``epoch`` (new keys installed), ``joined``/``left`` (``identity``), ``safety``
-    (``detail`` = new safety number), ``lost`` (``detail`` = reason: group state dropped,
-    the client rejoins by itself), ``rejected`` (``detail`` = why a log entry was
-    ignored), ``failed`` (the delivery connection ended for good).
+    Kinds:
+
+    * ``epoch``: new keys installed (``gen``, ``epoch``);
+    * ``roster``: the roster changed (``detail`` = the identities, comma-separated, leaf
+      order); followed by one ``joined``/``left`` per member that came or went;
+    * ``joined``/``left``: a member, by ``identity`` and ``leaf``; members are told apart
+      by (identity, signature key), so a rejoin is a ``left`` plus a ``joined``;
+    * ``duplicate``: ``identity`` is held by more than one leaf (see :class:`RosterEntry`);
+    * ``safety``: ``detail`` = the new safety number (compare it again);
+    * ``lost``: ``detail`` = why the group state was dropped (the client rejoins by itself);
+    * ``rejected``: ``detail`` = why a log entry was ignored;
+    * ``superseded``: another connection with this client id took over; the session is
+      over (keys dropped) and no ``failed`` follows;
+    * ``failed``: the delivery connection ended for good (``detail`` = the error's name).
     """
 
     kind: str
@@ -129,6 +160,7 @@ class SessionEvent:
     epoch: int = 0
     identity: str | None = None
     detail: str = ""
+    leaf: int | None = None
 
 
 # --------------------------------------------------------------------------- the client
@@ -253,18 +285,12 @@ class SessionClient:
 
     @property
     def safety(self) -> SafetyNumber | None:
-        """The current :class:`~.safety.SafetyNumber`, or None outside a group."""
+        """The current :class:`~.safety.SafetyNumber`, or None outside a group.
+
+        ``.text`` to compare on screen, ``.short`` to read aloud, ``.digest`` for machines,
+        ``.matches(other)`` to compare in constant time.
+        """
         return self._safety
-
-    @property
-    def safety_value(self) -> bytes | None:
-        """The full safety value (32 bytes, for machines), or None outside a group."""
-        return None if self._safety is None else self._safety.digest
-
-    @property
-    def safety_number(self) -> str | None:
-        """The safety number to compare out of band (12 groups of 5 digits)."""
-        return None if self._safety is None else self._safety.text
 
     @property
     def last_seq(self) -> int:
@@ -277,8 +303,10 @@ class SessionClient:
             "gen": self._gen,
             "epoch": self._epoch,
             "auth": None if self._authenticator is None else self._authenticator.hex(),
-            "safety": self.safety_number,
+            "safety": None if self._safety is None else self._safety.text,
+            "safety_short": None if self._safety is None else self._safety.short,
             "roster": [r.identity for r in self._roster],
+            "duplicates": sorted({r.identity for r in self._roster if r.duplicate}),
             "seq": self.last_seq,
             "committer": self.committer.view.committer(),
             "idle": self.committer.view.idle(),
@@ -300,12 +328,6 @@ class SessionClient:
             return
         self._feed(Leave())
         await self._shutdown(leave=True, timeout=timeout)
-
-    async def crash(self) -> None:
-        """Stop abruptly, without BYE (the server evicts this client after its timeout)."""
-        if self._closed:
-            return
-        await self._shutdown(leave=False, timeout=1.0)
 
     async def _shutdown(self, *, leave: bool, timeout: float) -> None:
         self._closed = True
@@ -340,6 +362,13 @@ class SessionClient:
             except asyncio.TimeoutError:
                 continue
             except ClientClosedError:
+                return
+            except SupersededError:
+                # Another connection with our client id took over (the same user elsewhere,
+                # or someone holding our credential): this session is over.
+                logger.warning("superseded: client=%s room=%s", self.client_id, self.room)
+                self._feed(Leave())
+                self._emit(SessionEvent("superseded", detail="SupersededError"))
                 return
             except DeliveryError as exc:
                 # A final refusal (superseded by another connection with our id, abuse, bad
@@ -393,23 +422,27 @@ class SessionClient:
             self.stats.internal_errors += 1
             logger.exception("decoder failed at seq %d", entry.seq)
             return
-        if decoded.rejected is not None:
+        body = decoded.body
+        if isinstance(body, Rejected):
             self.stats.rejected += 1
             logger.warning(
                 "rejected handshake message: room=%s seq=%d sender=%s kind=%s reason=%s",
-                self.room, entry.seq, entry.sender, entry.kind, decoded.rejected,
+                self.room, entry.seq, entry.sender, entry.kind, body.reason,
             )
-            self._emit(SessionEvent("rejected", detail=decoded.rejected))
-        body = decoded.entry.body
+            self._emit(SessionEvent("rejected", detail=body.reason))
         if isinstance(body, CommitMsg):
             self.ops.expect(body.commit, [w.ref for w in body.adds], body.removes)
-        self._feed(Delivered(decoded.entry))
+        self._feed(Delivered(decoded))
         notes = self.committer.notes
         if len(notes) > self._notes_seen:
             for seq, outcome in notes[self._notes_seen :]:
-                if outcome.startswith("ignored") or outcome.startswith("welcome"):
+                if outcome.startswith(("ignored", "welcome")):
                     self.stats.ignored += 1
                     logger.info("log entry without effect: room=%s seq=%d outcome=%s", self.room, seq, outcome)
+                elif outcome.startswith(("refused", "proposal-invalid")):
+                    logger.warning(
+                        "hostile or invalid input refused: room=%s seq=%d outcome=%s", self.room, seq, outcome
+                    )
             self._notes_seen = len(notes)
         if len(notes) >= 256:
             notes.clear()
@@ -432,7 +465,7 @@ class SessionClient:
     def _perform(self, actions: list[Action]) -> None:
         for action in actions:
             try:
-                if isinstance(action, Append):
+                if isinstance(action, RequestAppend):
                     self._spawn(self._append(action))
                 elif isinstance(action, EpochChanged):
                     self._epoch_changed(action)
@@ -451,7 +484,7 @@ class SessionClient:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _append(self, action: Append) -> None:
+    async def _append(self, action: RequestAppend) -> None:
         try:
             kind, payload = encode_body(action.body)
         except WireError as exc:
@@ -488,9 +521,10 @@ class SessionClient:
         # the timer fires a hair early).
         self._grace_handles = [h for h in self._grace_handles if not h.cancelled()][-16:]
         self._grace_handles.append(loop.call_later(self.config.grace_period + 0.005, self._expire_keys))
-        old = {r.identity for r in self._roster}
+        old_roster = self._roster
+        names = [m.identity.decode("ascii", "replace") for m in members]
         roster = tuple(
-            RosterEntry(m.identity.decode("ascii", "replace"), m.signature_key, m.leaf_index) for m in members
+            RosterEntry(name, m.signature_key, m.leaf_index, names.count(name) > 1) for name, m in zip(names, members)
         )
         self._roster = roster
         self._gen = action.gen
@@ -500,11 +534,7 @@ class SessionClient:
         changed = self._safety is None or not self._safety.matches(safety)
         self._safety = safety
         self._emit(SessionEvent("epoch", action.gen, action.epoch))
-        new = {r.identity for r in roster}
-        for identity in sorted(new - old):
-            self._emit(SessionEvent("joined", action.gen, action.epoch, identity=identity))
-        for identity in sorted(old - new):
-            self._emit(SessionEvent("left", action.gen, action.epoch, identity=identity))
+        self._emit_roster_changes(old_roster, roster, action.gen, action.epoch)
         if changed:
             self._emit(SessionEvent("safety", action.gen, action.epoch, detail=safety.text))
 
@@ -521,13 +551,35 @@ class SessionClient:
             self.stats.lost_reasons.append(reason)
         logger.info("group state dropped: client=%s reason=%s", self.client_id, reason)
         self.frame_keys.clear()
-        for identity in sorted({r.identity for r in self._roster} - {self.client_id}):
-            self._emit(SessionEvent("left", self._gen, self._epoch or 0, identity=identity))
+        self._emit_roster_changes(self._roster, (), self._gen, self._epoch or 0)
         self._roster = ()
         self._epoch = None
         self._authenticator = None
         self._safety = None
         self._emit(SessionEvent("lost", self._gen, 0, detail=reason))
+
+    def _emit_roster_changes(
+        self, old: tuple[RosterEntry, ...], new: tuple[RosterEntry, ...], gen: int, epoch: int
+    ) -> None:
+        """``roster``, then ``joined``/``left`` by (identity, key), then new ``duplicate`` flags."""
+        def key(r: RosterEntry) -> tuple[str, bytes]:
+            return (r.identity, r.signature_key)
+
+        before = {key(r): r for r in old}
+        after = {key(r): r for r in new}
+        if before.keys() == after.keys():
+            return
+        if new:
+            self._emit(SessionEvent("roster", gen, epoch, detail=",".join(r.identity for r in new)))
+        for k in sorted(after.keys() - before.keys()):
+            self._emit(SessionEvent("joined", gen, epoch, identity=k[0], leaf=after[k].leaf_index))
+        for k in sorted(before.keys() - after.keys()):
+            if new or k[0] != self.client_id:
+                self._emit(SessionEvent("left", gen, epoch, identity=k[0], leaf=before[k].leaf_index))
+        flagged = {r.identity for r in old if r.duplicate}
+        for identity in sorted({r.identity for r in new if r.duplicate} - flagged):
+            logger.warning("duplicate identity in the roster: room=%s identity=%s", self.room, identity)
+            self._emit(SessionEvent("duplicate", gen, epoch, identity=identity))
 
     def _emit(self, event: SessionEvent) -> None:
         with contextlib.suppress(asyncio.QueueFull):

@@ -10,7 +10,7 @@ server's order, never of a client's guess or of a clock.
 The machine has no clock, socket or randomness of its own.  Inputs are events
 (:class:`Delivered` log entries in server order, :class:`CaughtUp`,
 :class:`Disconnected`, :class:`AppendResult`, :class:`Tick`, :class:`Leave`); outputs are
-actions (:class:`Append`, :class:`RequestResync`, :class:`EpochChanged`,
+actions (:class:`RequestAppend`, :class:`RequestResync`, :class:`EpochChanged`,
 :class:`GroupLost`).  MLS work goes through the small :class:`GroupOps` protocol, so
 the same machine runs against the real ``orange_fast.mls`` group and against the
 abstract model of ``formal/explore.py``.
@@ -30,6 +30,11 @@ Rules (each closes a gap of the reference design, see ``specs/COMMITTER.md``):
   waiting KeyPackage (one commit, arrival order), and only when nobody waits commits
   the removal of the stale members (gap 1: a leave of a non-member, or a removal with
   nobody to remove, changes nothing and produces no commit).
+* **A bad KeyPackage stops nobody.**  If its MLS group refuses to commit the adds, the
+  committer tries each waiting KeyPackage alone, remembers the ones MLS refuses (for as
+  long as they wait) and passes over them: it commits the others, or the removals, and
+  does not drop its group (which would only hand the same failure to the next
+  committer).  A hostile member cannot stall adds or removals this way.
 * **Atomic Welcome + Commit.**  The commit and its Welcome travel as *one* log entry,
   compare-and-appended at the sequence number the committer's view was computed for; a
   stale committer's entry is refused by the DS, and a commit entry for another
@@ -41,7 +46,10 @@ Rules (each closes a gap of the reference design, see ``specs/COMMITTER.md``):
   (gaps 2, 5).  The sequenced, resumable log removes lost messages (gap 6): a gap in
   sequence numbers triggers :class:`RequestResync`.
 * **Post-compromise security.**  Every ``update_interval`` :class:`Tick` events a member
-  commits an empty (path-only) self-update when the view is idle (gap 9).
+  refreshes its leaf (gap 9): the committer with an empty (path-only) commit, any other
+  member with an Update proposal that the committer commits.  A proposal that lost the
+  race with a commit (ignored: wrong epoch) is made again for the new epoch at once: the
+  interval restarts only when the proposal is in the view.
 
 Decisions (appends) are only taken while the machine is *caught up* with the log and
 has no append in flight, so at most one compare-and-append per client is outstanding.
@@ -53,47 +61,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, Union, runtime_checkable
 
+from .errors import CommitterError, GroupOpsError
+
 __all__ = [
+    # the machine
+    "Committer",
+    "CommitterConfig",
+    "View",
+    "GroupOps",
+    # the log it reads: entries and their bodies
+    "DecodedEntry",
     "MemberRef",
     "Waiting",
     "Joined",
     "Left",
     "Evicted",
+    "Rejected",
     "KeyPackageMsg",
     "CreateMsg",
     "CommitMsg",
     "UpdateProposalMsg",
-    "Rejected",
-    "LogEntry",
+    # events in, actions out
     "Delivered",
     "CaughtUp",
     "Disconnected",
     "AppendResult",
     "Tick",
     "Leave",
-    "Append",
+    "RequestAppend",
     "RequestResync",
     "EpochChanged",
     "GroupLost",
-    "View",
-    "GroupOps",
-    "GroupOpsError",
-    "CommitterError",
-    "CommitterConfig",
-    "Committer",
 ]
-
-
-class GroupOpsError(Exception):
-    """An MLS operation failed (bad commit or Welcome, fork, wrong epoch...).
-
-    :class:`GroupOps` implementations raise it (or a subclass) for every failure caused
-    by received data; the committer answers by resynchronising, never by crashing.
-    """
-
-
-class CommitterError(TypeError):
-    """An event of the wrong type or shape was given to :meth:`Committer.handle`."""
 
 
 # --------------------------------------------------------------------------- log bodies
@@ -186,9 +185,11 @@ class UpdateProposalMsg:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A log entry that did not decode or validate (set by the wire layer); a no-op for all.
+    """A client message that did not decode or validate (set by :mod:`.wire`); a no-op for all.
 
-    Keeps sequence numbers contiguous.  ``reason`` is a short code for logs.
+    Every client rejects the same entries (decoding depends only on the log), so the entry
+    keeps sequence numbers contiguous and changes nothing.  ``client`` is the sender the
+    DS stamped, ``reason`` a short code for logs.
     """
 
     client: str
@@ -201,8 +202,11 @@ _CLIENT_BODIES = (KeyPackageMsg, CreateMsg, CommitMsg, UpdateProposalMsg, Reject
 
 
 @dataclass(frozen=True)
-class LogEntry:
-    """One entry of the room's log: sequence number (from 1), body, and the DS-attested sender.
+class DecodedEntry:
+    """One entry of the room's log, decoded: sequence number (from 1), body, DS-attested sender.
+
+    The delivery layer's ``orange_fast.delivery.LogEntry`` is the stored form (kind and
+    payload bytes); :class:`~.wire.WireDecoder` turns it into this one.
 
     Server notices have ``sender=None``; client messages carry the sending client's id.
     """
@@ -219,7 +223,7 @@ class LogEntry:
 class Delivered:
     """The transport delivered a log entry (in order; duplicates and gaps are tolerated)."""
 
-    entry: LogEntry
+    entry: DecodedEntry
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,7 @@ Event = Union[Delivered, CaughtUp, Disconnected, AppendResult, Tick, Leave]
 
 
 @dataclass(frozen=True)
-class Append:
+class RequestAppend:
     """Ask the DS to append ``body``; with ``expected_seq`` only if it gets exactly that seq."""
 
     request_id: int
@@ -287,7 +291,7 @@ class GroupLost:
     reason: str
 
 
-Action = Union[Append, RequestResync, EpochChanged, GroupLost]
+Action = Union[RequestAppend, RequestResync, EpochChanged, GroupLost]
 
 
 # --------------------------------------------------------------------------- the public view
@@ -344,7 +348,7 @@ class View:
 
     # -- the fold -----------------------------------------------------------------------
 
-    def apply(self, entry: LogEntry) -> tuple[View, str]:
+    def apply(self, entry: DecodedEntry) -> tuple[View, str]:
         """Fold one entry; return the new view and an outcome code.
 
         Outcome codes: ``"applied"``, or ``"noop:..."`` / ``"ignored:..."`` when the
@@ -520,6 +524,7 @@ class _Local:
     next_request: int = 1
     ticks: int = 0
     wait_seq: int = 0  # after a refused append: act again only once last_seq >= wait_seq
+    refused: frozenset[MemberRef] = frozenset()  # waiting KeyPackages our MLS group cannot add
 
 
 class Committer:
@@ -582,6 +587,7 @@ class Committer:
             lo.next_request,
             lo.ticks,
             lo.wait_seq,
+            lo.refused,
         )
 
     def clone(self, ops: GroupOps) -> Committer:
@@ -639,7 +645,7 @@ class Committer:
         if len(self.notes) < 256:
             self.notes.append((seq, outcome))
 
-    def _on_entry(self, entry: LogEntry, out: list[Action]) -> None:
+    def _on_entry(self, entry: DecodedEntry, out: list[Action]) -> None:
         lo = self._l
         if entry.seq <= lo.last_seq:
             return  # duplicate delivery
@@ -684,6 +690,8 @@ class Committer:
             return
 
         if isinstance(body, UpdateProposalMsg):
+            if mine and lo.in_group:
+                lo.ticks = 0  # our refresh is in the view: the next one is due an interval later
             if lo.in_group and not mine and lo.my_gen == new.gen:
                 process_proposal = getattr(self.ops, "process_proposal", None)
                 if process_proposal is not None:
@@ -822,7 +830,7 @@ class Committer:
         lo.next_request += 1
         commit = body.commit if isinstance(body, CommitMsg) else None
         lo.inflight = _Inflight(rid, kind, expected, kp_id, None, commit)
-        out.append(Append(rid, body, expected))
+        out.append(RequestAppend(rid, body, expected))
 
     def _decide(self, out: list[Action]) -> None:
         lo = self._l
@@ -857,8 +865,11 @@ class Committer:
         if v.committer_ref() == lo.my_ref:
             # Adds (arrival order) first, then removals, then the members' update
             # proposals or our own periodic self-update (an empty commit with a path).
-            if v.waiting:
-                adds = v.waiting
+            # A KeyPackage our group refused to add is passed over while it waits.
+            lo.refused = frozenset(r for r in lo.refused if v.is_waiting(r))
+            waiting = tuple(w for w in v.waiting if w.ref not in lo.refused)
+            if waiting:
+                adds = waiting
                 removes: tuple[MemberRef, ...] = ()
             else:
                 adds = ()
@@ -873,30 +884,52 @@ class Committer:
             except GroupOpsError:
                 self._drop_group("propose-failed", out)
                 return
-            lo.ticks = 0
+            # ``ticks`` is reset when the proposal lands in the view: one that lost the race
+            # with a commit (ignored: wrong epoch) or was lost is made again for the new epoch
             rid = lo.next_request
             lo.next_request += 1
             lo.inflight = _Inflight(rid, "proposal", None, None, None, proposal)
-            out.append(Append(rid, UpdateProposalMsg(v.gen, v.epoch, proposal), None))
+            out.append(RequestAppend(rid, UpdateProposalMsg(v.gen, v.epoch, proposal), None))
 
     def _commit(self, adds: tuple[Waiting, ...], removes: tuple[MemberRef, ...], nxt: int, out: list[Action]) -> bool:
         v = self.view
         try:
             commit, welcome = self.ops.commit([w.key_package for w in adds], list(removes))
         except GroupOpsError:
-            # Our own state cannot commit (e.g. a KeyPackage refused): resynchronise.
+            refused = self._refused_adds(adds)
+            if refused:
+                # A waiting KeyPackage that MLS will not add (a hostile or stale one): pass
+                # it over and act again at the next event, instead of dropping the group
+                # (every committer in turn would fail on it the same way).
+                self._l.refused |= refused
+                for ref in sorted(refused):
+                    self._note(self._l.last_seq, f"refused:keypackage:{ref.client}")
+                return False
+            # Our own state cannot commit: resynchronise.
             self._drop_group("commit-failed", out)
             return False
         self._append("commit", CommitMsg(v.gen, v.epoch, adds, removes, commit, welcome), nxt, out)
         return True
 
+    def _refused_adds(self, adds: tuple[Waiting, ...]) -> frozenset[MemberRef]:
+        """The adds our group refuses one by one (each tried in a commit that is discarded)."""
+        refused = set()
+        for w in adds:
+            try:
+                self.ops.commit([w.key_package], [])
+            except GroupOpsError:
+                refused.add(w.ref)
+            else:
+                self.ops.clear_pending()
+        return frozenset(refused)
+
 
 def _check_entry(entry: object) -> None:
-    if not isinstance(entry, LogEntry):
-        raise CommitterError("Delivered.entry must be a LogEntry")
+    if not isinstance(entry, DecodedEntry):
+        raise CommitterError("Delivered.entry must be a DecodedEntry")
     if not isinstance(entry.seq, int) or isinstance(entry.seq, bool) or entry.seq < 1:
-        raise CommitterError("LogEntry.seq must be an int >= 1")
+        raise CommitterError("DecodedEntry.seq must be an int >= 1")
     if not isinstance(entry.body, (*_NOTICES, *_CLIENT_BODIES)):
-        raise CommitterError("LogEntry.body has an unknown type")
+        raise CommitterError("DecodedEntry.body has an unknown type")
     if entry.sender is not None and not isinstance(entry.sender, str):
-        raise CommitterError("LogEntry.sender must be a str or None")
+        raise CommitterError("DecodedEntry.sender must be a str or None")

@@ -8,6 +8,7 @@ Derivation (all integers big-endian, ``len`` = u32 byte length)::
               || for each member: u32(len(identity)) || identity || u32(len(signature_key)) || signature_key
     digest  = SHA-256(input)                     (32 bytes; the full value, ``hex``)
     shown   = the first 192 bits of digest as 12 groups of 16 bits (see Rendering)
+    short   = the first 80 bits of digest as 5 groups, i.e. the first 5 groups of ``shown``
 
 Rendering: the first ``GROUPS * BITS_PER_GROUP`` = 12 x 16 = 192 bits of the digest are split
 into 12 big-endian 16-bit chunks; each chunk (0..65535) is written as exactly 5 decimal
@@ -15,23 +16,33 @@ digits, zero-padded.  Every group encodes a fixed number of bits, so distinct bi
 give distinct texts (the rendering is injective on the shown bits, unlike the reference
 design's byte-by-byte decimal text); 192 bits are shown, well above the 60-bit minimum.
 
-What it proves, when two people read the same number:
-  * they are in the same MLS group *in the same epoch* (the epoch authenticator is a
-    secret only members of that epoch can compute; a server cannot make two different
-    groups show the same number without breaking SHA-256 or MLS);
-  * their clients see the same roster: the same identities bound to the same signature
-    keys.  A "ghost" member added by a malicious server, or a substituted KeyPackage
-    (man in the middle: someone else's signature key under a real identity), changes the
-    number for everybody who compares.
+What it proves, when two people read the same number (exactly what the input binds):
+  * they are in the same MLS group *in the same epoch*: the epoch authenticator is a
+    secret only members of that epoch can compute, so a server that splits the room into
+    two groups (a man in the middle) cannot make them show the same number without a
+    SHA-256 collision on the shown bits;
+  * their clients hold the same roster: the same list of identities bound to the same
+    signature keys.  A substituted KeyPackage (someone else's key under a real identity)
+    gives the two sides different rosters, hence different numbers.
 
 What it does not prove:
-  * that an identity belongs to the person you think: identities are whatever the
-    credentials say; binding them to people is the job of an authentication service or
-    of comparing the roster itself;
-  * anything about past or future epochs: the number changes at every epoch (compare
-    again after joins and leaves);
+  * that the roster is the one you expect.  Everybody in one group computes the same
+    number, so a "ghost" member that the server (or a member's client) got added is in
+    every member's roster *and* in every member's number: equal numbers do not reveal it.
+    Look at the roster (the application gets ``roster``/``joined`` events) and count the
+    people you expect;
+  * that an identity belongs to the person you think: identities are client ids that the
+    delivery service authenticated (the session refuses a KeyPackage whose identity is
+    not the sender the server stamped); binding them to people is the application's job;
+  * anything about other epochs: the number changes at every epoch (compare again after
+    joins, leaves and self-updates);
   * that a participant's device is not compromised, or that media is not recorded by a
     member.
+
+The short number (80 bits) is for reading aloud.  A man in the middle who controls
+both groups can search for a collision of the shown bits by making many commits offline
+(a birthday search: about 2**40 epoch computations for 80 bits, 2**96 for the full
+192 bits); compare the full number when you can.
 """
 
 from __future__ import annotations
@@ -41,10 +52,19 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["SafetyNumber", "safety_number", "render_digits", "GROUPS", "BITS_PER_GROUP", "DIGITS_PER_GROUP"]
+__all__ = [
+    "SafetyNumber",
+    "safety_number",
+    "render_digits",
+    "GROUPS",
+    "SHORT_GROUPS",
+    "BITS_PER_GROUP",
+    "DIGITS_PER_GROUP",
+]
 
 LABEL = b"orange_fast safety number v1"
 GROUPS = 12
+SHORT_GROUPS = 5  # 80 bits, the first 5 groups of the full text
 BITS_PER_GROUP = 16
 DIGITS_PER_GROUP = 5  # 10**5 > 2**16: every 16-bit value fits in 5 digits
 MAX_FIELD = 1 << 16  # identities and keys are short; refuse absurd sizes
@@ -52,7 +72,7 @@ MAX_FIELD = 1 << 16  # identities and keys are short; refuse absurd sizes
 
 @dataclass(frozen=True)
 class SafetyNumber:
-    """A safety number: ``digest`` (32 bytes) and its two renderings."""
+    """A safety number: ``digest`` (32 bytes) and its renderings (full and short)."""
 
     digest: bytes
 
@@ -65,6 +85,11 @@ class SafetyNumber:
     def text(self) -> str:
         """12 groups of 5 digits separated by spaces (192 bits shown)."""
         return render_digits(self.digest)
+
+    @property
+    def short(self) -> str:
+        """5 groups of 5 digits (80 bits) to read aloud: the first 5 groups of :attr:`text`."""
+        return render_digits(self.digest, SHORT_GROUPS)
 
     def matches(self, other: SafetyNumber) -> bool:
         """Constant-time comparison of the full digests."""

@@ -22,10 +22,23 @@ not published and checked.
 
 Decoding is deterministic and depends only on the log, so every client accepts or rejects
 the same entries.  A rejected message (malformed, unknown kind, oversize, a KeyPackage
-that fails validation, whose identity is not its sender's, or that reuses a key seen
-before in the room, a commit that names an unknown KeyPackage) becomes a *no-op* entry
-(:class:`~.committer.Joined` of its sender, which the committer's fold ignores), so the
-sequence numbers stay contiguous; :attr:`Decoded.rejected` says why.
+that fails validation, whose identity is not its sender's, whose lifetime does not cover
+its publication, or that reuses a key seen before in the room, a commit that names an
+unknown KeyPackage) becomes a *no-op* entry
+whose body is :class:`~.committer.Rejected` (its sender and why), which the committer's
+fold ignores, so the sequence numbers stay contiguous.
+
+The lifetime check uses the entry's timestamp (the server's clock, the same for every
+reader), not the reader's clock: a KeyPackage must have been valid for
+:data:`LIFETIME_BEFORE` seconds when it was published and stay valid for
+:data:`LIFETIME_AFTER` more, so the committer's MLS commit (which checks lifetimes
+against its own clock) accepts it although the decoder never looks at a local clock.
+
+The identity check is what makes the server's authentication reach MLS: the delivery
+service stamps every entry with the client id it authenticated, and a KeyPackage is only
+accepted if its credential identity is exactly that id.  A member's credential can then
+never change (see :mod:`.mlsops`), so every leaf's identity is the id the server
+authenticated when the leaf's KeyPackage was published.
 """
 
 from __future__ import annotations
@@ -41,15 +54,17 @@ from .committer import (
     Body,
     CommitMsg,
     CreateMsg,
+    DecodedEntry,
     Evicted,
     Joined,
     KeyPackageMsg,
     Left,
-    LogEntry,
     MemberRef,
+    Rejected,
     UpdateProposalMsg,
     Waiting,
 )
+from .errors import WireError
 
 __all__ = [
     "WIRE_VERSION",
@@ -58,8 +73,9 @@ __all__ = [
     "KIND_COMMIT",
     "KIND_UPDATE",
     "MAX_PAYLOAD",
+    "LIFETIME_BEFORE",
+    "LIFETIME_AFTER",
     "WireError",
-    "Decoded",
     "encode_body",
     "parse_payload",
     "WireDecoder",
@@ -74,10 +90,10 @@ MAX_PAYLOAD = 1 << 20
 """Largest handshake payload a client accepts (the delivery service's default limit)."""
 MAX_REFS = 4096
 """Most adds or removes one commit may name."""
-
-
-class WireError(ValueError):
-    """A handshake payload is malformed or not acceptable (the message is ignored)."""
+LIFETIME_BEFORE = 300
+"""A KeyPackage must be valid since at least this many seconds before its entry's timestamp."""
+LIFETIME_AFTER = 86400
+"""...and stay valid at least this many seconds after it."""
 
 
 # --------------------------------------------------------------------------- encoding
@@ -229,14 +245,6 @@ def parse_payload(kind: str, payload: bytes) -> bytes | ParsedCommit | UpdatePro
 
 
 @dataclass(frozen=True)
-class Decoded:
-    """A delivery entry turned into a committer entry; ``rejected`` is a reason or None."""
-
-    entry: LogEntry
-    rejected: str | None = None
-
-
-@dataclass(frozen=True)
 class _KnownKP:
     client: str
     key_package: bytes
@@ -254,6 +262,7 @@ class WireDecoder:
         self.suite = CipherSuite(int(suite))
         self._s = get_suite(self.suite)
         self._kps: dict[bytes, _KnownKP] = {}
+        self._by_signature_key: dict[bytes, bytes] = {}
         self._seen_keys: set[bytes] = set()
 
     def signature_key(self, ref: MemberRef) -> bytes | None:
@@ -263,6 +272,13 @@ class WireDecoder:
             return None
         return known.signature_key
 
+    def key_package_of(self, signature_key: bytes) -> bytes | None:
+        """The ``kp_id`` of the accepted KeyPackage with this signature key, or None.
+
+        Unique: a KeyPackage reusing a signature key seen before in the room is rejected.
+        """
+        return self._by_signature_key.get(bytes(signature_key))
+
     def key_package_ref(self, key_package: bytes) -> bytes:
         """The KeyPackageRef of ``key_package`` (raises WireError if it does not parse)."""
         try:
@@ -270,25 +286,25 @@ class WireDecoder:
         except (MLSError, ValueError) as exc:
             raise WireError(f"bad KeyPackage: {type(exc).__name__}") from None
 
-    def decode(self, d: DeliveryEntry) -> Decoded:
-        """Map a delivery entry to a committer entry (a rejected message becomes a no-op)."""
+    def decode(self, d: DeliveryEntry) -> DecodedEntry:
+        """Map a delivery entry to a committer entry (a rejected message gets a :class:`Rejected` body)."""
         if d.entry_type == EntryType.JOINED:
-            return Decoded(LogEntry(d.seq, Joined(d.sender), None))
+            return DecodedEntry(d.seq, Joined(d.sender), None)
         if d.entry_type == EntryType.LEFT:
-            return Decoded(LogEntry(d.seq, Left(d.sender), None))
+            return DecodedEntry(d.seq, Left(d.sender), None)
         if d.entry_type == EntryType.EVICTED:
-            return Decoded(LogEntry(d.seq, Evicted(d.sender), None))
+            return DecodedEntry(d.seq, Evicted(d.sender), None)
         try:
-            body = self._message(d.sender, d.kind, d.payload)
+            body = self._message(d.sender, d.kind, d.payload, d.timestamp_ms // 1000)
         except WireError as exc:
-            return Decoded(LogEntry(d.seq, Joined(d.sender), None), rejected=str(exc))
-        return Decoded(LogEntry(d.seq, body, d.sender))
+            return DecodedEntry(d.seq, Rejected(d.sender, str(exc)), d.sender)
+        return DecodedEntry(d.seq, body, d.sender)
 
-    def _message(self, sender: str, kind: str, payload: bytes) -> Body:
+    def _message(self, sender: str, kind: str, payload: bytes, now: int) -> Body:
         parsed = parse_payload(kind, payload)
         if kind == KIND_KEY_PACKAGE:
             assert isinstance(parsed, bytes)
-            return self._key_package(sender, parsed)
+            return self._key_package(sender, parsed, now)
         if kind == KIND_CREATE:
             assert isinstance(parsed, bytes)
             return CreateMsg(parsed)
@@ -305,7 +321,7 @@ class WireDecoder:
         removes = tuple(MemberRef(c, k) for c, k in parsed.removes)
         return CommitMsg(parsed.gen, parsed.epoch, tuple(adds), removes, parsed.commit, parsed.welcome)
 
-    def _key_package(self, sender: str, data: bytes) -> KeyPackageMsg:
+    def _key_package(self, sender: str, data: bytes, now: int) -> KeyPackageMsg:
         try:
             kp = KeyPackage.from_bytes(data)
             if kp.to_bytes() != data:
@@ -319,9 +335,13 @@ class WireDecoder:
         leaf = kp.leaf_node
         if bytes(leaf.credential.identity) != sender.encode("ascii"):
             raise WireError("KeyPackage identity is not its sender's")
+        life = leaf.lifetime
+        if life is None or not (life.not_before <= now - LIFETIME_BEFORE and now + LIFETIME_AFTER <= life.not_after):
+            raise WireError("KeyPackage lifetime does not cover its publication")
         keys = (b"s" + bytes(leaf.signature_key), b"e" + bytes(leaf.encryption_key), b"i" + bytes(kp.init_key))
         if any(k in self._seen_keys for k in keys) or ref in self._kps:
             raise WireError("KeyPackage reuses a key seen before in this room")
         self._seen_keys.update(keys)
         self._kps[ref] = _KnownKP(sender, data, bytes(leaf.signature_key))
+        self._by_signature_key[bytes(leaf.signature_key)] = ref
         return KeyPackageMsg(ref, data)
