@@ -1,0 +1,135 @@
+"""Versioned schema migrations of the delivery log, owned by the project (SQLite and PostgreSQL).
+
+Each store records the version it is at; on open, every migration above it is applied in order,
+each in its own transaction.  A database newer than this code is refused with
+:class:`~.errors.StorageError` rather than guessed at.
+
+* SQLite keeps the version in ``meta('schema')``.  Version 1 is the original schema (created by
+  :mod:`.storage`); version 2 adds the presence epoch (which attachment of a client is current)
+  and the idempotency keys of appends.
+* PostgreSQL keeps it in ``orange_fast_schema(version)``; migrations run under an advisory lock
+  so that several nodes starting at once apply each exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .errors import StorageError
+
+__all__ = ["SQLITE_MIGRATIONS", "POSTGRES_MIGRATIONS", "migrate_sqlite", "migrate_postgres"]
+
+SQLITE_MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        2,
+        """
+        ALTER TABLE presence ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE requests (
+            room TEXT NOT NULL,
+            client TEXT NOT NULL,
+            request_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (room, client, request_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+)
+"""(version, script) applied after the version-1 schema of :mod:`.storage`."""
+
+POSTGRES_MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE rooms (
+            room text PRIMARY KEY,
+            token_hash bytea NOT NULL,
+            created_ms bigint NOT NULL,
+            head bigint NOT NULL DEFAULT 0
+        );
+        CREATE TABLE entries (
+            room text NOT NULL,
+            seq bigint NOT NULL,
+            ts bigint NOT NULL,
+            type smallint NOT NULL,
+            flags smallint NOT NULL,
+            sender text NOT NULL,
+            kind text NOT NULL,
+            payload bytea NOT NULL,
+            PRIMARY KEY (room, seq)
+        );
+        CREATE TABLE presence (
+            room text NOT NULL,
+            client text NOT NULL,
+            join_seq bigint NOT NULL,
+            epoch bigint NOT NULL DEFAULT 1,
+            owner text,
+            detached_at timestamptz,
+            PRIMARY KEY (room, client)
+        );
+        CREATE INDEX presence_owner ON presence (owner);
+        CREATE TABLE requests (
+            room text NOT NULL,
+            client text NOT NULL,
+            request_id bigint NOT NULL,
+            seq bigint NOT NULL,
+            PRIMARY KEY (room, client, request_id)
+        );
+        CREATE TABLE nodes (
+            node text PRIMARY KEY,
+            started_at timestamptz NOT NULL DEFAULT now(),
+            expires_at timestamptz NOT NULL
+        );
+        """,
+    ),
+)
+"""(version, script) of the PostgreSQL schema."""
+
+SQLITE_VERSION = max(v for v, _ in SQLITE_MIGRATIONS)
+POSTGRES_VERSION = max(v for v, _ in POSTGRES_MIGRATIONS)
+_PG_LOCK = 0x6F72616E6765  # advisory lock key ("orange")
+
+
+def migrate_sqlite(conn: sqlite3.Connection) -> int:
+    """Bring a SQLite log (at version 1 or later) to :data:`SQLITE_VERSION`; return that version."""
+    row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    try:
+        current = int(row[0]) if row is not None else 1
+    except ValueError:
+        raise StorageError(f"unsupported database schema version {row[0]!r}") from None
+    if current > SQLITE_VERSION or current < 1:
+        raise StorageError(f"unsupported database schema version {current!r}")
+    for version, script in SQLITE_MIGRATIONS:
+        if version <= current:
+            continue
+        statements = [s.strip() for s in script.split(";") if s.strip()]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (str(version),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+async def migrate_postgres(conn: Any) -> int:
+    """Bring a PostgreSQL database (asyncpg connection) to :data:`POSTGRES_VERSION`; return it."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _PG_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS orange_fast_schema "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM orange_fast_schema")
+        if current > POSTGRES_VERSION:
+            raise StorageError(f"database schema version {current} is newer than this code ({POSTGRES_VERSION})")
+        for version, script in POSTGRES_MIGRATIONS:
+            if version > current:
+                await conn.execute(script)
+                await conn.execute("INSERT INTO orange_fast_schema(version) VALUES ($1)", version)
+                current = version
+    return int(current)
