@@ -215,7 +215,7 @@ async def test_session_clients_spread_over_nodes_form_one_group(make_node: NodeF
         await wait_converged(clients)
         assert {c._delivery.url for c in clients} == set(urls)  # really spread over both nodes
         epoch = clients[0].epoch
-        assert epoch is not None and epoch >= 3  # three adds
+        assert epoch is not None and epoch >= 1  # the adds were committed (possibly in one commit)
         leaving = clients.pop(1)
         await leaving.leave()
         await wait_converged(clients)
