@@ -7,8 +7,9 @@ PostgreSQL (started once per session in a temp folder; tests on it skip with the
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio

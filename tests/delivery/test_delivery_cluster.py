@@ -4,14 +4,21 @@ eviction across nodes, idempotent retries, and SessionClients spread over nodes 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from delivery_support import TOKEN, ClientFactory
 from websockets.asyncio.client import connect
 
-from orange_fast.delivery import DeliveryClient, DeliveryServer, EntryType, LogEntry, ServerError
+from orange_fast.delivery import (
+    DeliveryClient,
+    DeliveryServer,
+    EntryType,
+    LogEntry,
+    ServerError,
+)
 from orange_fast.delivery import protocol as P
 from orange_fast.delivery.errors import ErrorCode, ServerSequenceConflictError
 from orange_fast.delivery.pgstorage import PostgresStorage

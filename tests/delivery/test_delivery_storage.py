@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from orange_fast.delivery.entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry
 from orange_fast.delivery.errors import SequenceConflictError, StorageError, UnknownRoomError
-from orange_fast.delivery.ratelimit import RateLimits, TokenBucket
 from orange_fast.delivery.pgstorage import PostgresStorage
+from orange_fast.delivery.ratelimit import RateLimits, TokenBucket
 from orange_fast.delivery.storage import MemoryStorage, SQLiteStorage, Storage, token_hash
 
 pytestmark = pytest.mark.timeout(30)

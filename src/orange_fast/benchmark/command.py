@@ -181,7 +181,7 @@ def run_session(args: argparse.Namespace) -> int:
 
 def run_delivery(args: argparse.Namespace) -> int:
     """The delivery service under load: clients held, appends/s, latency, CPU, RSS, kill -9."""
-    from .delivery import MAX_CLIENTS, MAX_DURATION, format_delivery_table, run_delivery_bench
+    from .delivery import MAX_CLIENTS, MAX_DURATION, format_delivery_table, run_delivery_bench  # noqa: I001
 
     clients = args.clients or ((64,) if args.quick else (256, 1000, 2000))
     nodes = args.nodes or ((1, 2) if args.quick else (1, 2, 3))

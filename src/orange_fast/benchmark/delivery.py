@@ -30,14 +30,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..delivery import DeliveryClient, LogEntry
 
-__all__ = ["NodeProcess", "Load", "DeliveryCase", "run_delivery_case", "run_delivery_bench", "format_delivery_table",
-           "verify_acked"]
+__all__ = [
+    "DeliveryCase",
+    "Load",
+    "NodeProcess",
+    "format_delivery_table",
+    "run_delivery_bench",
+    "run_delivery_case",
+    "verify_acked",
+]
 
 MAX_CLIENTS = 5000
 MAX_DURATION = 300.0
@@ -193,7 +201,7 @@ class Load:
             self.sent += 1
             try:
                 seq = await client.append(_KIND, payload, timeout=30.0)
-            except Exception:  # counted: refusals, timeouts, a client that ended
+            except Exception:  # noqa: BLE001 - counted: refusals, timeouts, a client that ended
                 self.errors += 1
                 continue
             self.acked[index, counter] = (client.room, seq)
@@ -255,7 +263,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @dataclass(frozen=True)
@@ -385,8 +393,8 @@ def format_delivery_table(result: dict[str, Any]) -> str:
         return "-" if v is None else str(v)
 
     lines = [
-        f"Delivery service, rooms of {result['room_size']}, one 200-500 B append per client per second, "
-        f"{result['duration']:g} s per case, {result['cpus']} cores shared by nodes, PostgreSQL and load generator.",
+        (f"Delivery service, rooms of {result['room_size']}, one 200-500 B append per client per second, "
+         f"{result['duration']:g} s per case, {result['cpus']} cores shared by nodes, PostgreSQL and load generator."),
         "",
         "| store | nodes | clients | held | appends/s | p50 ms | p99 ms | CPU per node | generator CPU | RSS/conn KB | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",

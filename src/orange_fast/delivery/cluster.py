@@ -23,7 +23,8 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .entry import LogEntry
 from .errors import StorageError
@@ -127,7 +128,7 @@ class Cluster:
             logger.error("bad-notification channel=%s", channel)
 
     async def _listen(self) -> None:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         backoff = 0.05
         while True:

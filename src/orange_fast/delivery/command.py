@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from .errors import StorageError
+    from .pgstorage import PostgresStorage, is_postgres_url
     from .ratelimit import RateLimits
     from .server import DeliveryServer, TokenPolicy
-    from .pgstorage import PostgresStorage, is_postgres_url
     from .storage import SQLiteStorage, Storage
 
     try:

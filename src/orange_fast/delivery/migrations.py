@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import StorageError
 
-__all__ = ["SQLITE_MIGRATIONS", "POSTGRES_MIGRATIONS", "migrate_sqlite", "migrate_postgres"]
+__all__ = ["POSTGRES_MIGRATIONS", "SQLITE_MIGRATIONS", "migrate_postgres", "migrate_sqlite"]
 
 SQLITE_MIGRATIONS: tuple[tuple[int, str], ...] = (
     (

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["LocalPostgres", "find_postgres_bin", "PostgresUnavailable"]
+__all__ = ["LocalPostgres", "PostgresUnavailable", "find_postgres_bin"]
 
 
 class PostgresUnavailable(RuntimeError):
@@ -102,7 +102,7 @@ class LocalPostgres:
                         f'CREATE DATABASE "{name}"'], check=True, capture_output=True, timeout=60)
         return self.dsn(name)
 
-    def __enter__(self) -> LocalPostgres:
+    def __enter__(self) -> LocalPostgres:  # noqa: PYI034
         self.init()
         self.start()
         return self

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from .entry import EntryType, LogEntry, NewEntry, check_id, check_seq
 from .errors import SequenceConflictError, StorageError, UnknownRoomError
@@ -36,7 +37,7 @@ from .storage import (
     _creator,
 )
 
-__all__ = ["PostgresStorage", "LOG_CHANNEL", "ATTACH_CHANNEL", "is_postgres_url"]
+__all__ = ["ATTACH_CHANNEL", "LOG_CHANNEL", "PostgresStorage", "is_postgres_url"]
 
 LOG_CHANNEL = "orange_fast_log"
 """NOTIFY channel of appends; payload ``room:seq``."""
@@ -84,7 +85,7 @@ class PostgresStorage(Storage):
         if self._pool is not None:
             return
         try:
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
         except ImportError as exc:  # pragma: no cover - the 'postgres' extra is missing
             raise StorageError("PostgreSQL storage needs asyncpg (pip install orange_fast[postgres])") from exc
         try:
@@ -114,7 +115,7 @@ class PostgresStorage(Storage):
     async def _call(self, fn: Callable[[Any], Awaitable[_T]], *, transaction: bool = True) -> _T:
         if self._pool is None:
             raise StorageError("storage is not open")
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         try:
             async with self._pool.acquire() as conn:
@@ -325,15 +326,14 @@ class PostgresStorage(Storage):
         )
         evicted: list[tuple[str, LogEntry]] = []
         for room, client, epoch in rows:
-            entry = NewEntry(EntryType.EVICTED, client, now_ms())
-            stored = await self._call(
-                lambda c, room=room, entry=entry, epoch=epoch: self._remove_in(
-                    c, room, entry, epoch, float(eviction_timeout_s)
-                )
-            )
+            stored = await self._evict_one(room, NewEntry(EntryType.EVICTED, client, now_ms()), epoch,
+                                           float(eviction_timeout_s))
             if stored is not None:
                 evicted.append((room, stored))
         return evicted
+
+    async def _evict_one(self, room: str, entry: NewEntry, epoch: int, timeout_s: float) -> LogEntry | None:
+        return await self._call(lambda c: self._remove_in(c, room, entry, epoch, timeout_s))
 
 
 def _stale(param: int) -> str:

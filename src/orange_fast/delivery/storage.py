@@ -131,7 +131,6 @@ class Storage(abc.ABC):
 
         Shared stores record when (database clock) so any node can evict it later.
         """
-        return None
 
     @abc.abstractmethod
     async def read(self, room: str, after_seq: int, limit: int) -> list[LogEntry]:
