@@ -20,7 +20,7 @@ from orange_fast.delivery import (
     ServerError,
 )
 from orange_fast.delivery import protocol as P
-from orange_fast.delivery.errors import ErrorCode, ServerSequenceConflictError
+from orange_fast.delivery.errors import ConnectionLostError, ErrorCode, ServerSequenceConflictError
 from orange_fast.delivery.pgstorage import PostgresStorage
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -232,3 +232,25 @@ async def test_session_clients_spread_over_nodes_form_one_group(make_node: NodeF
         assert len({c.epoch_authenticator for c in clients}) == 1
     finally:
         await close_all(clients)
+
+
+async def test_client_evicted_by_another_node_is_disconnected_here(
+    make_node: NodeFactory, make_client: ClientFactory
+) -> None:
+    """As when a node lost its lease for longer than the eviction timeout: its connection must not live on."""
+    from orange_fast.delivery import NewEntry
+
+    node = await make_node()
+    alice = await make_client(node, "alice", reconnect=False)
+    other = PostgresStorage(make_node.dsn, min_connections=1, max_connections=1)  # type: ignore[attr-defined]
+    await other.open()
+    try:
+        assert await other.remove("room", NewEntry(EntryType.EVICTED, "alice", 1)) is not None
+    finally:
+        await other.close()
+    got = []
+    with pytest.raises(ConnectionLostError):  # closed by the server (EVICTED), and reconnect is off
+        while True:
+            got.append(await alice.next_entry(10))
+    assert [(e.entry_type, e.sender) for e in got] == [(EntryType.JOINED, "alice"), (EntryType.EVICTED, "alice")]
+    assert "alice" not in node._rooms["room"].presence

@@ -727,9 +727,26 @@ class DeliveryServer:
         while True:
             entries = await self.storage.read(room.name, room.head, _READ_PAGE)
             for entry in entries:
+                if entry.seq > room.head and entry.entry_type in (EntryType.LEFT, EntryType.EVICTED):
+                    self._removed_elsewhere(room, entry)
                 room.published(entry)
             if len(entries) < _READ_PAGE:
                 return
+
+    def _removed_elsewhere(self, room: _Room, entry: LogEntry) -> None:
+        """Another node recorded that a client of this node left or was evicted: close its connection.
+
+        (A node that lost its lease for longer than the eviction timeout had its clients evicted.)
+        """
+        presence = room.presence.get(entry.sender)
+        if presence is None or presence.join_seq > entry.seq:
+            return  # not here, or joined again after that entry
+        del room.presence[entry.sender]
+        if presence.evict_handle is not None:
+            presence.evict_handle.cancel()
+        if presence.conn is not None:
+            presence.conn.evicted = False
+            self._spawn(self._fatal(presence.conn, ErrorCode.EVICTED, "removed from the room by another node"))
 
     def _spawn_catch_up(self, room: _Room) -> None:
         async def run() -> None:
