@@ -82,6 +82,60 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        # One round trip per append: the whole append (idempotency check, compare, entry, head,
+        # presence, NOTIFY) as one function.  status 0 = stored (or an earlier retry's entry),
+        # 1 = unknown room, 2 = sequence conflict (seq = the head).  Types: 1 JOINED, 2 LEFT, 3 EVICTED.
+        """
+        CREATE FUNCTION orange_fast_append(
+            p_room text, p_ts bigint, p_type smallint, p_flags smallint, p_sender text, p_kind text,
+            p_payload bytea, p_expected bigint, p_request bigint
+        ) RETURNS TABLE (status int, seq bigint, ts bigint, type smallint, flags smallint, sender text,
+                         kind text, payload bytea)
+        LANGUAGE plpgsql AS $fn$
+        #variable_conflict use_column
+        DECLARE
+            v_head bigint;
+            v_seq bigint;
+        BEGIN
+            SELECT r.head INTO v_head FROM rooms r WHERE r.room = p_room FOR UPDATE;
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT 1, 0::bigint, 0::bigint, 0::smallint, 0::smallint, ''::text, ''::text, ''::bytea;
+                RETURN;
+            END IF;
+            IF p_request IS NOT NULL THEN
+                RETURN QUERY SELECT 0, e.seq, e.ts, e.type, e.flags, e.sender, e.kind, e.payload
+                    FROM requests q JOIN entries e ON e.room = q.room AND e.seq = q.seq
+                    WHERE q.room = p_room AND q.client = p_sender AND q.request_id = p_request;
+                IF FOUND THEN
+                    RETURN;
+                END IF;
+            END IF;
+            IF p_expected IS NOT NULL AND p_expected <> v_head + 1 THEN
+                RETURN QUERY SELECT 2, v_head, 0::bigint, 0::smallint, 0::smallint, ''::text, ''::text, ''::bytea;
+                RETURN;
+            END IF;
+            v_seq := v_head + 1;
+            INSERT INTO entries(room, seq, ts, type, flags, sender, kind, payload)
+                VALUES (p_room, v_seq, p_ts, p_type, p_flags, p_sender, p_kind, p_payload);
+            UPDATE rooms SET head = v_seq WHERE room = p_room;
+            IF p_type = 1 THEN
+                INSERT INTO presence(room, client, join_seq, epoch) VALUES (p_room, p_sender, v_seq, 1)
+                    ON CONFLICT (room, client)
+                    DO UPDATE SET join_seq = v_seq, epoch = 1, owner = NULL, detached_at = NULL;
+            ELSIF p_type IN (2, 3) THEN
+                DELETE FROM presence WHERE room = p_room AND client = p_sender;
+                DELETE FROM requests WHERE room = p_room AND client = p_sender;
+            ELSIF p_request IS NOT NULL THEN
+                INSERT INTO requests(room, client, request_id, seq) VALUES (p_room, p_sender, p_request, v_seq);
+            END IF;
+            PERFORM pg_notify('orange_fast_log', p_room || ':' || v_seq::text);
+            RETURN QUERY SELECT 0, v_seq, p_ts, p_type, p_flags, p_sender, p_kind, p_payload;
+        END
+        $fn$;
+        """,
+    ),
 )
 """(version, script) of the PostgreSQL schema."""
 

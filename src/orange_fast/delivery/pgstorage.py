@@ -159,55 +159,26 @@ class PostgresStorage(Storage):
     async def _append_in(
         c: Any, room: str, entry: NewEntry, expected_seq: int | None, request_id: int | None
     ) -> LogEntry:
-        head = await c.fetchval("SELECT head FROM rooms WHERE room=$1 FOR UPDATE", room)
-        if head is None:
-            raise UnknownRoomError(f"unknown room {room!r}")
-        if request_id is not None:
-            done = await c.fetchrow(
-                f"SELECT {', '.join('e.' + x for x in _ENTRY_COLUMNS.split(', '))} FROM requests r "
-                "JOIN entries e ON e.room=r.room AND e.seq=r.seq "
-                "WHERE r.room=$1 AND r.client=$2 AND r.request_id=$3",
-                room, entry.sender, request_id,
-            )
-            if done is not None:
-                return _entry(done)
-        seq = head + 1
-        if expected_seq is not None and expected_seq != seq:
-            raise SequenceConflictError(head, expected_seq)
-        stored = entry.with_seq(seq)
-        # one round trip: the entry, the head and the notification (sent at commit only)
-        await c.execute(
-            "WITH e AS (INSERT INTO entries(room, seq, ts, type, flags, sender, kind, payload) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)), "
-            "h AS (UPDATE rooms SET head=$2 WHERE room=$1) "
-            f"SELECT pg_notify('{LOG_CHANNEL}', $1 || ':' || $2::text)",
-            room, seq, stored.timestamp_ms, int(stored.entry_type), stored.flags, stored.sender, stored.kind,
-            stored.payload,
+        """The append, in one round trip (``orange_fast_append``, see :mod:`.migrations`)."""
+        row = await c.fetchrow(
+            "SELECT status, seq, ts, type, flags, sender, kind, payload "
+            "FROM orange_fast_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            room, entry.timestamp_ms, int(entry.entry_type), entry.flags, entry.sender, entry.kind, entry.payload,
+            expected_seq, request_id,
         )
-        if stored.entry_type == EntryType.JOINED:
-            await c.execute(
-                "INSERT INTO presence(room, client, join_seq, epoch) VALUES ($1, $2, $3, 1) "
-                "ON CONFLICT (room, client) DO UPDATE SET join_seq=$3, epoch=1, owner=NULL, detached_at=NULL",
-                room, stored.sender, seq,
-            )
-        elif stored.entry_type in (EntryType.LEFT, EntryType.EVICTED):
-            await c.execute(
-                "WITH p AS (DELETE FROM presence WHERE room=$1 AND client=$2) "
-                "DELETE FROM requests WHERE room=$1 AND client=$2",
-                room, stored.sender,
-            )
-        elif request_id is not None:
-            await c.execute(
-                "INSERT INTO requests(room, client, request_id, seq) VALUES ($1, $2, $3, $4)",
-                room, stored.sender, request_id, seq,
-            )
-        return stored
+        if row[0] == 1:
+            raise UnknownRoomError(f"unknown room {room!r}")
+        if row[0] == 2:
+            raise SequenceConflictError(row[1], expected_seq)
+        return _entry(tuple(row)[1:])
 
     async def append(
         self, room: str, entry: NewEntry, expected_seq: int | None = None, request_id: int | None = None
     ) -> LogEntry:
         _check_append_args(room, entry, expected_seq, request_id)
-        return await self._call(lambda c: self._append_in(c, room, entry, expected_seq, request_id))
+        # one statement: its own transaction, no BEGIN/COMMIT round trips
+        return await self._call(lambda c: self._append_in(c, room, entry, expected_seq, request_id),
+                                transaction=False)
 
     async def attach(self, room: str, entry: NewEntry, owner: str) -> Attachment:
         _check_attach_args(room, entry, owner)
