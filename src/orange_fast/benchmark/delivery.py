@@ -24,6 +24,7 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -277,9 +278,9 @@ class DeliveryCase:
 
 async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
     nodes = [NodeProcess(dbs[0], eviction_timeout=15.0, heartbeat_interval=5.0) for _ in range(case.nodes)]
+    load = Load([n.url for n in nodes], case.clients)
     try:
         idle_rss = [n.rss_bytes() for n in nodes]
-        load = Load([n.url for n in nodes], case.clients)
         t0 = time.monotonic()
         await load.connect()
         connect_s = time.monotonic() - t0
@@ -326,9 +327,12 @@ async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable
                 result["acked_lost"], result["duplicates"] = await verify_acked(store, load)
             finally:
                 await store.close()
-        await load.close()
         return result
     finally:
+        try:
+            await asyncio.wait_for(load.close(), 60)
+        except asyncio.TimeoutError:
+            pass
         for n in nodes:
             n.stop()
 
@@ -383,6 +387,7 @@ def run_delivery_bench(
     finally:
         if pg is not None:
             pg.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     return {"cases": results, "cpus": os.cpu_count(), "room_size": ROOM_SIZE, "rate_per_client": 1.0,
             "duration": duration}
 
