@@ -254,3 +254,31 @@ async def test_client_evicted_by_another_node_is_disconnected_here(
             got.append(await alice.next_entry(10))
     assert [(e.entry_type, e.sender) for e in got] == [(EntryType.JOINED, "alice"), (EntryType.EVICTED, "alice")]
     assert "alice" not in node._rooms["room"].presence
+
+
+async def test_entries_committed_while_listen_was_down_are_delivered(
+    make_node: NodeFactory, make_client: ClientFactory
+) -> None:
+    """A lost LISTEN connection loses notifications: the node re-reads its rooms when it listens again."""
+    import asyncpg
+
+    a = await make_node(heartbeat_interval=3.0, eviction_timeout=20.0)  # LISTEN health checked every 3 s
+    b = await make_node(heartbeat_interval=3.0, eviction_timeout=20.0)
+    writer = await make_client(a, "writer")
+    reader = await make_client(b, "reader")
+    await caught_up(reader, 2)
+    assert b._cluster is not None and b._cluster.listen_connections == 1
+    admin = await asyncpg.connect(make_node.dsn)  # type: ignore[attr-defined]
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            f"orange-fast-listen {b.node_id}",
+        )
+    finally:
+        await admin.close()
+    assert killed == 1
+    seq = await writer.append("k", b"while b was deaf")
+    assert b._cluster.listen_connections == 1  # b has not noticed yet: its notification is lost
+    got = await entries_until(reader, seq)
+    assert got[-1].payload == b"while b was deaf"
+    assert b._cluster.listen_connections == 2

@@ -134,7 +134,11 @@ class Cluster:
         while True:
             conn = None
             try:
-                conn = await asyncio.wait_for(asyncpg.connect(self.storage.dsn), 10.0)
+                conn = await asyncio.wait_for(
+                    asyncpg.connect(self.storage.dsn,
+                                    server_settings={"application_name": f"orange-fast-listen {self.node_id}"}),
+                    10.0,
+                )
                 await conn.add_listener(LOG_CHANNEL, self._notified)
                 await conn.add_listener(ATTACH_CHANNEL, self._notified)
                 self.listen_connections += 1
