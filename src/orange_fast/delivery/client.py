@@ -252,12 +252,16 @@ class DeliveryClient:
         request_id = self._next_request_id()
         frame = P.Append(request_id, kind, payload, expected_seq or 0)
         while True:
+            generation = self.connections
             try:
                 return await self._send_append(frame, max(0.0, deadline - loop.time()))
             except ConnectionLostError:
                 if not self.retry_appends or self._finished or loop.time() >= deadline:
                     raise
                 logger.info("append %d: connection lost, resending after reconnect", request_id)
+            # the lost connection may still look connected until its reader notices: wait for a new one
+            while self.connections == generation and not self._finished and loop.time() < deadline:
+                await asyncio.sleep(0.01)
 
     async def _send_append(self, frame: P.Append, timeout: float) -> int:
         await self.wait_connected(timeout)
