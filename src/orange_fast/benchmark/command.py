@@ -66,6 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--nodes", type=_int_tuple, default=None, metavar="N,N,...", help="node counts (default 1,2,3)")
     g.add_argument("--stores", default="sqlite,postgresql", help="stores to compare (default sqlite,postgresql)")
     g.add_argument("--no-kill", action="store_true", help="skip the kill -9 cases")
+    g.add_argument("--no-fsync", action="store_true",
+                   help="diagnostic: no fsync (PostgreSQL fsync=off, SQLite NORMAL) to see the CPU limit")
     g = parser.add_argument_group("call benchmark (call)")
     g.add_argument("--participants", "-n", type=_int_tuple, default=None, metavar="N,N,...",
                    help="participant counts (default 2,4,8,16,32,64; quick 2,4,8)")
@@ -193,7 +195,8 @@ def run_delivery(args: argparse.Namespace) -> int:
               f"0 < --duration <= {MAX_DURATION:g}", file=sys.stderr)
         return 2
     progress = _Progress()
-    result = run_delivery_bench(clients, nodes, stores, duration, not args.no_kill, progress=progress)
+    result = run_delivery_bench(clients, nodes, stores, duration, not args.no_kill, progress=progress,
+                                durable=not args.no_fsync)
     progress.done()
     return _emit(args, result, format_delivery_table(result))
 

@@ -274,10 +274,14 @@ class DeliveryCase:
     clients: int
     duration: float = 20.0
     kill: bool = False
+    durable: bool = True
+    """False: SQLite ``synchronous=NORMAL`` (PostgreSQL's fsync is set when its server starts)."""
 
 
 async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
-    nodes = [NodeProcess(dbs[0], eviction_timeout=15.0, heartbeat_interval=5.0) for _ in range(case.nodes)]
+    extra = ("--synchronous", "NORMAL") if case.store == "sqlite" and not case.durable else ()
+    nodes = [NodeProcess(dbs[0], eviction_timeout=15.0, heartbeat_interval=5.0, extra=extra)
+             for _ in range(case.nodes)]
     load = Load([n.url for n in nodes], case.clients)
     try:
         idle_rss = [n.rss_bytes() for n in nodes]
@@ -352,9 +356,13 @@ def run_delivery_case(case: DeliveryCase, db: str, progress: Callable[[str], Non
 
 def run_delivery_bench(
     clients: tuple[int, ...], nodes: tuple[int, ...], stores: tuple[str, ...], duration: float, kill: bool,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str], None] = lambda _: None, durable: bool = True,
 ) -> dict[str, Any]:
-    """Every (store, nodes, clients) case (SQLite: one node only), plus kill -9 cases; one PostgreSQL server."""
+    """Every (store, nodes, clients) case (SQLite: one node only), plus kill -9 cases; one PostgreSQL server.
+
+    ``durable=False`` is a diagnostic (no fsync: PostgreSQL ``fsync=off``, SQLite ``NORMAL``): it shows
+    where the CPU, rather than the disk's commit rate, is the limit.
+    """
     from ..delivery.pglocal import LocalPostgres
 
     results: list[dict[str, Any]] = []
@@ -369,27 +377,28 @@ def run_delivery_bench(
                 for c in clients:
                     if store == "postgresql":
                         if pg is None:
-                            pg = LocalPostgres()
+                            pg = LocalPostgres(fsync=durable)
                             pg.init()
                             pg.start()
                         db = pg.create_database(f"bench{next(databases)}")
                     else:
                         db = str(tmp / f"bench{next(databases)}.db")
-                    results.append(run_delivery_case(DeliveryCase(store, n, c, duration), db, progress))
+                    results.append(run_delivery_case(DeliveryCase(store, n, c, duration, durable=durable), db, progress))
                     progress(f"done: {results[-1]}")
         if kill and "postgresql" in stores:
             for n in sorted(x for x in nodes if x >= 2):
                 for c in clients:
                     assert pg is not None
                     db = pg.create_database(f"bench{next(databases)}")
-                    results.append(run_delivery_case(DeliveryCase("postgresql", n, c, duration, kill=True), db, progress))
+                    results.append(run_delivery_case(
+                        DeliveryCase("postgresql", n, c, duration, kill=True, durable=durable), db, progress))
                     progress(f"done: {results[-1]}")
     finally:
         if pg is not None:
             pg.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return {"cases": results, "cpus": os.cpu_count(), "room_size": ROOM_SIZE, "rate_per_client": 1.0,
-            "duration": duration}
+            "duration": duration, "durable": durable}
 
 
 def format_delivery_table(result: dict[str, Any]) -> str:
@@ -399,7 +408,8 @@ def format_delivery_table(result: dict[str, Any]) -> str:
 
     lines = [
         (f"Delivery service, rooms of {result['room_size']}, one 200-500 B append per client per second, "
-         f"{result['duration']:g} s per case, {result['cpus']} cores shared by nodes, PostgreSQL and load generator."),
+         f"{result['duration']:g} s per case, {result['cpus']} cores shared by nodes, PostgreSQL and load generator"
+         + ("." if result.get("durable", True) else "; NOT DURABLE (no fsync): a CPU diagnostic.")),
         "",
         "| store | nodes | clients | held | appends/s | p50 ms | p99 ms | CPU per node | generator CPU | RSS/conn KB | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
