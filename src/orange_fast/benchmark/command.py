@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--nodes", type=_int_tuple, default=None, metavar="N,N,...", help="node counts (default 1,2,3)")
     g.add_argument("--stores", default="sqlite,postgresql", help="stores to compare (default sqlite,postgresql)")
     g.add_argument("--no-kill", action="store_true", help="skip the kill -9 cases")
+    g.add_argument("--placement", default="room",
+                   help="room: each room's clients on one node (routing by room); spread: every room on every "
+                        "node; both: room,spread (default room)")
     g.add_argument("--no-fsync", action="store_true",
                    help="diagnostic: no fsync (PostgreSQL fsync=off, SQLite NORMAL) to see the CPU limit")
     g = parser.add_argument_group("call benchmark (call)")
@@ -195,8 +198,12 @@ def run_delivery(args: argparse.Namespace) -> int:
               f"0 < --duration <= {MAX_DURATION:g}", file=sys.stderr)
         return 2
     progress = _Progress()
+    placements = tuple(p.strip() for p in args.placement.split(",") if p.strip())
+    if not placements or not set(placements) <= {"room", "spread"}:
+        print("orange-fast bench delivery: --placement takes room and/or spread", file=sys.stderr)
+        return 2
     result = run_delivery_bench(clients, nodes, stores, duration, not args.no_kill, progress=progress,
-                                durable=not args.no_fsync)
+                                durable=not args.no_fsync, placements=placements)
     progress.done()
     return _emit(args, result, format_delivery_table(result))
 

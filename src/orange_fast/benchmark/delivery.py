@@ -118,6 +118,24 @@ class NodeProcess:
             self.proc.stdout.close()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children, plus children it already reaped (PostgreSQL's backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid:
+            total += sum(int(x) for x in fields[11:15]) / tick
+        elif int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _room_of(index: int) -> str:
     return f"bench-room-{index // ROOM_SIZE}"
 
@@ -126,7 +144,9 @@ def _room_of(index: int) -> str:
 class Load:
     """``clients`` DeliveryClients in rooms of 8, appending ``rate`` messages per second each.
 
-    Client ``i`` gets every URL, starting with ``urls[i % len(urls)]``, and ``retry_appends`` (so a
+    Client ``i`` gets every URL, starting with ``urls[i % len(urls)]`` (``placement="spread"``: every
+    room on every node) or with its room's node (``"room"``: a room on one node, as a load balancer
+    routing by room would do), and ``retry_appends`` (so a
     lost acknowledgement is retried with the same request id).  ``absent`` extra clients (one per
     room, at most) connect to ``urls[0]`` only, without reconnection, and never append: when that
     node dies they stay away and must be evicted.
@@ -136,6 +156,7 @@ class Load:
     clients: int
     rate: float = 1.0
     absent: int = 0
+    placement: str = "spread"
     connect_batch: int = 50
     seed: int = 1
     latencies: list[float] = field(default_factory=list)
@@ -158,7 +179,8 @@ class Load:
         for start in range(0, self.clients, self.connect_batch):
             batch = []
             for i in range(start, min(self.clients, start + self.connect_batch)):
-                urls = self.urls[i % n:] + self.urls[: i % n]
+                k = (i // ROOM_SIZE if self.placement == "room" else i) % n
+                urls = self.urls[k:] + self.urls[:k]
                 batch.append(DeliveryClient(urls, _room_of(i), TOKEN, f"c{i}", on_entry=self._on_entry,
                                             retry_appends=True, backoff_initial=0.05, backoff_max=1.0,
                                             connect_timeout=10.0))
@@ -274,15 +296,17 @@ class DeliveryCase:
     clients: int
     duration: float = 20.0
     kill: bool = False
+    placement: str = "room"
     durable: bool = True
     """False: SQLite ``synchronous=NORMAL`` (PostgreSQL's fsync is set when its server starts)."""
 
 
-async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
+async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable[[str], None],
+                          db_pid: int | None) -> dict[str, Any]:
     extra = ("--synchronous", "NORMAL") if case.store == "sqlite" and not case.durable else ()
     nodes = [NodeProcess(dbs[0], eviction_timeout=15.0, heartbeat_interval=5.0, extra=extra)
              for _ in range(case.nodes)]
-    load = Load([n.url for n in nodes], case.clients)
+    load = Load([n.url for n in nodes], case.clients, placement=case.placement)
     try:
         idle_rss = [n.rss_bytes() for n in nodes]
         t0 = time.monotonic()
@@ -291,6 +315,7 @@ async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable
         per_node = {n.url: len(load.clients_on(n.url)) for n in nodes}
         progress(f"{case.store} nodes={case.nodes} clients={case.clients}: connected in {connect_s:.1f}s, loading")
         cpu0 = [n.cpu_seconds() for n in nodes]
+        db_cpu0 = tree_cpu_seconds(db_pid) if db_pid else 0.0
         gen_cpu0 = time.process_time()
         load.start()
         await asyncio.sleep(case.duration / 2 if case.kill else 2.0)  # warm-up (kill: first half)
@@ -317,6 +342,8 @@ async def _run_case_async(case: DeliveryCase, dbs: list[str], progress: Callable
             latency_p50_ms=_ms(_percentile(load.latencies, 50)), latency_p99_ms=_ms(_percentile(load.latencies, 99)),
             cpu_per_node=[round((n.cpu_seconds() - c) / elapsed, 2) for n, c in zip(nodes, cpu0) if n in live],
             generator_cpu=round((time.process_time() - gen_cpu0) / elapsed, 2),
+            db_cpu=round((tree_cpu_seconds(db_pid) - db_cpu0) / elapsed, 2) if db_pid else None,
+            placement=case.placement if case.nodes > 1 else "-",
             rss_per_connection_kb=round(sum(max(0, n.rss_bytes() - r) for n, r in zip(nodes, idle_rss) if n in live)
                                         / max(1, sum(per_node[n.url] for n in live)) / 1024, 1),
         )
@@ -345,18 +372,21 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
-def run_delivery_case(case: DeliveryCase, db: str, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run one case against ``db`` (a SQLite path or a PostgreSQL URL)."""
+def run_delivery_case(case: DeliveryCase, db: str, progress: Callable[[str], None] = lambda _: None,
+                      db_pid: int | None = None) -> dict[str, Any]:
+    """Run one case against ``db`` (a SQLite path or a PostgreSQL URL; ``db_pid``: its postmaster, for CPU)."""
     if not 0 < case.clients <= MAX_CLIENTS or not 0 < case.duration <= MAX_DURATION or not 1 <= case.nodes <= 3:
         raise ValueError(f"need 0 < clients <= {MAX_CLIENTS}, 0 < duration <= {MAX_DURATION}, 1 <= nodes <= 3")
     if case.store == "sqlite" and case.nodes != 1:
         raise ValueError("a SQLite file has one writer: one node")
-    return asyncio.run(_run_case_async(case, [db], progress))
+    if case.placement not in ("room", "spread"):
+        raise ValueError("placement must be 'room' or 'spread'")
+    return asyncio.run(_run_case_async(case, [db], progress, db_pid))
 
 
 def run_delivery_bench(
     clients: tuple[int, ...], nodes: tuple[int, ...], stores: tuple[str, ...], duration: float, kill: bool,
-    progress: Callable[[str], None] = lambda _: None, durable: bool = True,
+    progress: Callable[[str], None] = lambda _: None, durable: bool = True, placements: tuple[str, ...] = ("room",),
 ) -> dict[str, Any]:
     """Every (store, nodes, clients) case (SQLite: one node only), plus kill -9 cases; one PostgreSQL server.
 
@@ -375,23 +405,26 @@ def run_delivery_bench(
                 if store == "sqlite" and n != 1:
                     continue
                 for c in clients:
-                    if store == "postgresql":
-                        if pg is None:
-                            pg = LocalPostgres(fsync=durable)
-                            pg.init()
-                            pg.start()
-                        db = pg.create_database(f"bench{next(databases)}")
-                    else:
-                        db = str(tmp / f"bench{next(databases)}.db")
-                    results.append(run_delivery_case(DeliveryCase(store, n, c, duration, durable=durable), db, progress))
-                    progress(f"done: {results[-1]}")
+                    for placement in placements if n > 1 else placements[:1]:
+                        if store == "postgresql":
+                            if pg is None:
+                                pg = LocalPostgres(fsync=durable)
+                                pg.init()
+                                pg.start()
+                            db = pg.create_database(f"bench{next(databases)}")
+                        else:
+                            db = str(tmp / f"bench{next(databases)}.db")
+                        case = DeliveryCase(store, n, c, duration, placement=placement, durable=durable)
+                        results.append(run_delivery_case(case, db, progress, pg.pid if pg and store != "sqlite" else None))
+                        progress(f"done: {results[-1]}")
         if kill and "postgresql" in stores:
             for n in sorted(x for x in nodes if x >= 2):
                 for c in clients:
                     assert pg is not None
                     db = pg.create_database(f"bench{next(databases)}")
                     results.append(run_delivery_case(
-                        DeliveryCase("postgresql", n, c, duration, kill=True, durable=durable), db, progress))
+                        DeliveryCase("postgresql", n, c, duration, kill=True, placement=placements[0], durable=durable),
+                        db, progress, pg.pid))
                     progress(f"done: {results[-1]}")
     finally:
         if pg is not None:
@@ -411,15 +444,17 @@ def format_delivery_table(result: dict[str, Any]) -> str:
          f"{result['duration']:g} s per case, {result['cpus']} cores shared by nodes, PostgreSQL and load generator"
          + ("." if result.get("durable", True) else "; NOT DURABLE (no fsync): a CPU diagnostic.")),
         "",
-        "| store | nodes | clients | held | appends/s | p50 ms | p99 ms | CPU per node | generator CPU | RSS/conn KB | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        ("| store | nodes | placement | clients | held | appends/s | p50 ms | p99 ms | CPU per node | PostgreSQL CPU "
+         "| generator CPU | RSS/conn KB | errors |"),
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in result["cases"]:
         if "killed_clients" in r:
             continue
-        lines.append(f"| {r['store']} | {r['nodes']} | {r['clients']} | {r['held']} | {f(r.get('appends_per_s'))} | "
-                     f"{f(r['latency_p50_ms'])} | {f(r['latency_p99_ms'])} | {r['cpu_per_node']} | "
-                     f"{r['generator_cpu']} | {r['rss_per_connection_kb']} | {r['append_errors']} |")
+        lines.append(f"| {r['store']} | {r['nodes']} | {r['placement']} | {r['clients']} | {r['held']} | "
+                     f"{f(r.get('appends_per_s'))} | {f(r['latency_p50_ms'])} | {f(r['latency_p99_ms'])} | "
+                     f"{r['cpu_per_node']} | {f(r['db_cpu'])} | {r['generator_cpu']} | {r['rss_per_connection_kb']} | "
+                     f"{r['append_errors']} |")
     kills = [r for r in result["cases"] if "killed_clients" in r]
     if kills:
         lines += [
