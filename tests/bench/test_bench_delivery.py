@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from orange_fast import cli
-from orange_fast.benchmark.delivery import DeliveryCase, format_delivery_table, run_delivery_case
+from orange_fast.benchmark.delivery import (
+    DeliveryCase,
+    format_delivery_table,
+    run_delivery_case,
+)
 
 
 @pytest.mark.parametrize("args", [

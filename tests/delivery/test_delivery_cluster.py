@@ -20,7 +20,11 @@ from orange_fast.delivery import (
     ServerError,
 )
 from orange_fast.delivery import protocol as P
-from orange_fast.delivery.errors import ConnectionLostError, ErrorCode, ServerSequenceConflictError
+from orange_fast.delivery.errors import (
+    ConnectionLostError,
+    ErrorCode,
+    ServerSequenceConflictError,
+)
 from orange_fast.delivery.pgstorage import PostgresStorage
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
