@@ -138,7 +138,7 @@ async def test_processes_join_leave_crash_reconnect_and_converge(tmp_path: Path)
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "orange_fast.cli", "serve", "--host", "127.0.0.1", "--port", "0",
         "--db", str(tmp_path / "ds.db"), "--heartbeat-interval", "0.2", "--eviction-timeout", "1.0",
-        "--synchronous", "NORMAL", "--log-level", "WARNING",
+        "--synchronous", "NORMAL", "--log-level", "WARNING", "--insecure-room-tokens",
         stdout=asyncio.subprocess.PIPE, env=_env(),
     )
     runners: dict[str, Runner] = {}

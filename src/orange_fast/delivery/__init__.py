@@ -10,10 +10,12 @@ Client side: :class:`DeliveryClient`.  Wire format: :mod:`orange_fast.delivery.p
 
 from __future__ import annotations
 
+from .auth import AccessTokenKey, AccessTokens, Authenticator
 from .client import DeliveryClient
 from .entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _error_names
+from .limits import ServerLimits
 from .ratelimit import RateLimits, TokenBucket
 from .server import DeliveryServer, TokenPolicy
 from .storage import MemoryStorage, RoomInfo, SQLiteStorage, Storage
@@ -22,6 +24,10 @@ __all__ = [
     "DeliveryServer",
     "DeliveryClient",
     "TokenPolicy",
+    "Authenticator",
+    "AccessTokens",
+    "AccessTokenKey",
+    "ServerLimits",
     "RateLimits",
     "TokenBucket",
     "Storage",

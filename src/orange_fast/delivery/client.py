@@ -66,6 +66,9 @@ _FINAL = frozenset(
     }
 )
 
+# Refusals of a full or overloaded server: typed error on the first connect, retried with backoff later.
+_BUSY = frozenset({ErrorCode.SERVER_BUSY, ErrorCode.RATE_LIMITED})
+
 EntryCallback = Callable[[LogEntry], "Awaitable[None] | None"]
 
 
@@ -75,7 +78,10 @@ class DeliveryClient:
     Args:
         url: ``ws://host:port`` of the server, or a list of them (several nodes serving the same
             rooms): the client rotates through them on connection failures.
-        room, token, client_id: see the protocol's HELLO.
+        room, token, client_id: see the protocol's HELLO.  ``token`` is a shared room token or a
+            signed access token (``orange-fast token``), or a callable returning one: it is called
+            before every HELLO, so that a long-lived client can present a fresh access token
+            when it reconnects after its first one expired.
         resume_from: last sequence number already processed (0 = read the room from the start).
         join_payload: opaque bytes for the JOINED notice when this client becomes present.
         reconnect: reconnect automatically (exponential backoff with jitter) after a lost connection.
@@ -93,7 +99,7 @@ class DeliveryClient:
         self,
         url: str | Sequence[str],
         room: str,
-        token: bytes,
+        token: bytes | Callable[[], bytes],
         client_id: str,
         *,
         resume_from: int = 0,
@@ -109,7 +115,8 @@ class DeliveryClient:
         check_id(room, "room id")
         check_id(client_id, "client id")
         check_seq(resume_from, "resume_from")
-        P.Hello(room, token, client_id, resume_from, join_payload)  # validates token and payload
+        # validates token and payload (a token source is validated when it is called)
+        P.Hello(room, b"-" if callable(token) else token, client_id, resume_from, join_payload)
         if not 0 < backoff_initial <= backoff_max:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
         urls = [url] if isinstance(url, str) else list(url)
@@ -377,7 +384,7 @@ class DeliveryClient:
                     backoff = self.backoff_initial
                     await self._session(ws, ready)
                 except ServerError as exc:
-                    if exc.code in _FINAL:
+                    if exc.code in _FINAL or (exc.code in _BUSY and not first.done()):
                         if not first.done():
                             first.set_exception(exc)
                         self._finish(exc)
@@ -425,8 +432,14 @@ class DeliveryClient:
         await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
 
     async def _hello(self, ws: ClientConnection) -> P.Ready:
-        hello = P.Hello(self.room, self._token, self.client_id, self._last_seq, self._join_payload)
-        await ws.send(P.encode(hello))
+        token = self._token() if callable(self._token) else self._token
+        hello = P.Hello(self.room, token, self.client_id, self._last_seq, self._join_payload)
+        try:
+            await ws.send(P.encode(hello))
+        except ConnectionClosed:
+            # a server refusing new connections (SERVER_BUSY) may have sent its ERROR and closed
+            # before our HELLO: read that ERROR, which is still buffered, to raise the typed error
+            pass
         message = await asyncio.wait_for(ws.recv(), self.connect_timeout)
         try:
             frame = P.decode_server_frame(message)

@@ -29,6 +29,7 @@ __all__ = [
     "EvictedError",
     "AbuseError",
     "ShuttingDownError",
+    "ServerBusyError",
     "ServerSequenceConflictError",
     "ConnectionLostError",
     "ClientClosedError",
@@ -69,6 +70,9 @@ class ErrorCode(enum.IntEnum):
     """The server is stopping; reconnect later (fatal for this connection)."""
     UNEXPECTED_FRAME = 15
     """A well-formed frame that a client may not send (fatal)."""
+    SERVER_BUSY = 16
+    """The server is at a connection or room cap, or overloaded: it refuses new connections before
+    latency runs away (fatal for this connection, close code 1013; retry later with backoff)."""
 
 
 class DeliveryError(Exception):
@@ -170,6 +174,12 @@ class ShuttingDownError(ServerError):
     code = ErrorCode.SHUTTING_DOWN
 
 
+class ServerBusyError(ServerError):
+    """The server refused the connection because it is full or overloaded: retry later."""
+
+    code = ErrorCode.SERVER_BUSY
+
+
 class ServerSequenceConflictError(ServerError):
     """Compare-and-append refused by the server; ``seq`` is the log head at that moment."""
 
@@ -200,6 +210,7 @@ _BY_CODE: dict[ErrorCode, type[ServerError]] = {
         EvictedError,
         AbuseError,
         ShuttingDownError,
+        ServerBusyError,
         ServerSequenceConflictError,
     )
 }

@@ -32,24 +32,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hmac
 import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from . import protocol as P
-from .entry import EntryType, LogEntry, NewEntry, check_id
+from .auth import Authenticator, Refusal, TokenPolicy
+from .entry import EntryType, LogEntry, NewEntry
 from .errors import ErrorCode, MalformedFrameError, SequenceConflictError, StorageError
+from .limits import AddressTable, OverloadGauge, ServerLimits
 from .ratelimit import RateLimits, TokenBucket
-from .storage import Storage, token_hash
+from .storage import Storage
 
-__all__ = ["DeliveryServer", "TokenPolicy", "RateLimits"]
+__all__ = ["DeliveryServer", "TokenPolicy", "RateLimits", "ServerLimits"]
 
 logger = logging.getLogger("orange_fast.delivery.server")
 
@@ -65,44 +66,6 @@ def _log(level: int, event: str, **fields: Any) -> None:
         logger.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
 
 
-@dataclass(frozen=True)
-class TokenPolicy:
-    """Who may enter which room.
-
-    * Rooms listed in ``tokens`` accept exactly that token (this overrides a stored token).
-    * Other rooms that exist in the storage accept the token stored when they were created.
-    * A HELLO for a room that does not exist creates it, with the HELLO's token as the room
-      token, if ``allow_room_creation`` and the token has at least ``min_token_length`` bytes;
-      otherwise it is refused with ROOM_NOT_ALLOWED.
-
-    Tokens are compared in constant time on their SHA-256; they are never logged or stored.
-    """
-
-    tokens: Mapping[str, bytes] = field(default_factory=dict)
-    allow_room_creation: bool = True
-    min_token_length: int = 16
-
-    def __post_init__(self) -> None:
-        hashes: dict[str, bytes] = {}
-        for room, token in dict(self.tokens).items():
-            check_id(room, "room id")
-            if not isinstance(token, bytes) or not 1 <= len(token) <= P.MAX_TOKEN_LENGTH:
-                raise ValueError("configured tokens must be 1-255 bytes")
-            hashes[room] = token_hash(token)
-        object.__setattr__(self, "_hashes", hashes)
-        if not isinstance(self.min_token_length, int) or not 1 <= self.min_token_length <= P.MAX_TOKEN_LENGTH:
-            raise ValueError("min_token_length must be in [1, 255]")
-
-    def __repr__(self) -> str:
-        return (
-            f"TokenPolicy(configured_rooms={sorted(self.tokens)}, allow_room_creation={self.allow_room_creation}, "
-            f"min_token_length={self.min_token_length})"
-        )
-
-    def configured_hash(self, room: str) -> bytes | None:
-        return self._hashes.get(room)  # type: ignore[attr-defined, no-any-return]
-
-
 class _Presence:
     __slots__ = ("join_seq", "conn", "generation", "evict_handle")
 
@@ -114,49 +77,62 @@ class _Presence:
 
 
 class _Room:
-    """Runtime state of one room: head, present clients, recent entries, wake-up event."""
+    """Runtime state of one room: head, present clients, recent entries, wake-up event.
+
+    ``users`` counts the connections holding this object (from before their access check until
+    their end).  A room with no user and nobody present is dropped from memory.  Recent entries
+    are kept encoded: an entry is encoded once per fan-out, not once per receiver.
+    """
 
     def __init__(self, name: str, head: int) -> None:
         self.name = name
         self.head = head
         self.lock = asyncio.Lock()
         self.presence: dict[str, _Presence] = {}
-        self.tail: collections.deque[LogEntry] = collections.deque(maxlen=_TAIL_CACHE)
+        self.tail: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=_TAIL_CACHE)
         self.changed = asyncio.Event()
+        self.users = 0
 
     def published(self, entry: LogEntry) -> None:
         if entry.seq <= self.head:
             return  # already known (another node's entry read twice, or an idempotent retry)
         if entry.seq != self.head + 1:
             self.tail.clear()  # entries in between come from storage (appended by other nodes)
-        self.tail.append(entry)
+        self.tail.append((entry.seq, P.encode(entry)))
         self.head = entry.seq
         event, self.changed = self.changed, asyncio.Event()
         event.set()
 
-    def cached_after(self, cursor: int) -> list[LogEntry] | None:
-        """Entries after ``cursor`` from memory, or None if they must be read from storage."""
+    def cached_after(self, cursor: int) -> list[tuple[int, bytes]] | None:
+        """Encoded entries after ``cursor`` from memory, or None if they must be read from storage."""
         if cursor >= self.head:
             return []
-        if not self.tail or self.tail[0].seq > cursor + 1:
+        if not self.tail or self.tail[0][0] > cursor + 1:
             return None
-        start = cursor + 1 - self.tail[0].seq
+        start = cursor + 1 - self.tail[0][0]
         return list(itertools.islice(self.tail, start, None))
+
+    @property
+    def idle(self) -> bool:
+        return self.users == 0 and not self.presence and not self.lock.locked()
 
 
 class _Conn:
     __slots__ = (
-        "ws", "peer", "room", "client_id", "last_rx", "msg_bucket", "byte_bucket", "violations",
-        "bye", "evicted", "closing", "tasks",
+        "ws", "peer", "address", "room", "held_room", "client_id", "last_rx", "msg_bucket", "byte_bucket",
+        "violations", "bye", "evicted", "closing", "tasks", "counted",
     )
 
     def __init__(self, ws: ServerConnection, now: float, limits: RateLimits) -> None:
         self.ws = ws
         try:
             self.peer = "%s:%s" % tuple(ws.remote_address[:2])
+            self.address = str(ws.remote_address[0])
         except Exception:  # pragma: no cover - unix sockets, odd transports
-            self.peer = "?"
+            self.peer = self.address = "?"
         self.room: _Room | None = None
+        self.held_room: _Room | None = None  # counted in its ``users`` until the handler ends
+        self.counted = False  # counted in the per-address table
         self.client_id: str | None = None
         self.last_rx = now
         self.msg_bucket = TokenBucket(limits.messages_per_second, limits.message_burst, now)
@@ -181,7 +157,18 @@ class DeliveryServer:
             Frames up to about twice that get a MESSAGE_TOO_LARGE error; larger WebSocket
             messages make the connection close with code 1009.
         rate_limits: per-connection :class:`RateLimits`.
-        token_policy: :class:`TokenPolicy`.
+        auth: the :class:`~.auth.Authenticator`: :class:`~.auth.AccessTokens` (per-client signed
+            tokens) or :class:`TokenPolicy` (shared room tokens).  **Embedded default: shared room
+            tokens** (``TokenPolicy()``, insecure against members who impersonate each other), so that
+            existing embeddings ``DeliveryServer(host, port, storage)`` + ``DeliveryClient(url, room,
+            room_token, client_id)`` keep working; the server logs a warning at start.
+            ``orange-fast serve`` is secure by default (access tokens).
+        token_policy: the older name for a :class:`TokenPolicy` ``auth`` (give one of the two).
+        limits: :class:`~.limits.ServerLimits` (embedded default: ``ServerLimits()``, no
+            per-address caps, no retention; the CLI uses ``ServerLimits.public()``).
+        allowed_origins: exact ``Origin`` values accepted on the WebSocket handshake (others get
+            HTTP 403).  Connections without an ``Origin`` header are non-browser clients and are
+            accepted (they still need a token).  None (embedded default): no Origin check.
         hello_timeout: seconds a new connection has to send its HELLO.
         clock: wall clock for entry timestamps (seconds since the epoch).
     """
@@ -199,9 +186,23 @@ class DeliveryServer:
         token_policy: TokenPolicy | None = None,
         hello_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        auth: Authenticator | None = None,
+        limits: ServerLimits | None = None,
+        allowed_origins: Sequence[str] | None = None,
     ) -> None:
         if storage is None or not isinstance(storage, Storage):
             raise TypeError("storage must be a Storage")
+        if auth is not None and token_policy is not None:
+            raise ValueError("give auth or token_policy, not both")
+        auth = auth if auth is not None else token_policy if token_policy is not None else TokenPolicy()
+        if not isinstance(auth, Authenticator):
+            raise TypeError("auth must be an Authenticator (AccessTokens or TokenPolicy)")
+        if limits is not None and not isinstance(limits, ServerLimits):
+            raise TypeError("limits must be a ServerLimits")
+        if allowed_origins is not None:
+            allowed_origins = list(allowed_origins)
+            if not all(isinstance(o, str) and o for o in allowed_origins):
+                raise ValueError("allowed_origins must be non-empty strings")
         for name, value in (
             ("heartbeat_interval", heartbeat_interval),
             ("eviction_timeout", eviction_timeout),
@@ -222,7 +223,13 @@ class DeliveryServer:
         self.eviction_timeout = float(eviction_timeout)
         self.max_message_size = max_message_size
         self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
-        self.token_policy = token_policy if token_policy is not None else TokenPolicy()
+        self.auth = auth
+        self.token_policy = auth  # older attribute name
+        self.limits = limits if limits is not None else ServerLimits()
+        self.max_join_payload = min(self.limits.max_join_payload, max_message_size)
+        self.allowed_origins = allowed_origins
+        self._addresses = AddressTable(self.limits)
+        self._overload = OverloadGauge(self.limits.overload_lag)
         self.hello_timeout = float(hello_timeout)
         self._clock = clock
         self._server: Server | None = None
@@ -235,6 +242,8 @@ class DeliveryServer:
         self._cluster: Any = None  # a .cluster.Cluster when the storage is shared by several nodes
         self.node_id = "local"
         """This node's id in the presence table (unique per process when the storage is shared)."""
+        self.refusals: collections.Counter[str] = collections.Counter()
+        """How many connections were refused, by error code name (for operators and tests)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -251,11 +260,29 @@ class DeliveryServer:
         host = self.host if ":" not in self.host else f"[{self.host}]"
         return f"ws://{host}:{self.port}"
 
+    @property
+    def rooms_in_memory(self) -> int:
+        """Rooms currently held in memory (in use by a connection or with someone present)."""
+        return len(self._rooms)
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections (those past the admission caps)."""
+        return len(self._conns)
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether new connections are being shed because the event loop lags (see ``overload_lag``)."""
+        return self._overload.shedding
+
     async def start(self) -> None:
         """Open the storage, re-arm eviction of clients left present by a previous run, listen."""
         if self._server is not None:
             raise RuntimeError("server already started")
         self._stopping = False
+        if self.auth.insecure:
+            _log(logging.WARNING, "insecure-auth", mode="shared-room-tokens",
+                 note="any room member can connect as any other member's client id")
         await self.storage.open()
         if self.storage.shared:
             await self._join_cluster()
@@ -274,8 +301,19 @@ class DeliveryServer:
             max_queue=16,
             open_timeout=self.hello_timeout,
             close_timeout=2.0,
+            origins=self._origins(),
         )
+        if self.limits.overload_lag is not None:
+            self._spawn(self._watch_load())
+        if self.limits.room_retention is not None:
+            self._spawn(self._retention_sweeper(self.limits.room_retention))
         _log(logging.INFO, "listening", host=self.host, port=self.port)
+
+    def _origins(self) -> list[Origin | None] | None:
+        """websockets' ``origins``: the allowlist plus None (no Origin header: not a browser)."""
+        if self.allowed_origins is None:
+            return None
+        return [*(Origin(o) for o in self.allowed_origins), None]
 
     async def stop(self) -> None:
         """Stop listening, close every connection (SHUTTING_DOWN) and the storage.
@@ -340,6 +378,60 @@ class DeliveryServer:
                         room.presence[client_id] = _Presence(join_seq, None)
                 self._rooms[name] = room
             return room
+
+    async def _hold_room(self, conn: _Conn, name: str) -> _Room | None:
+        """The room for ``conn`` (counted as a user until the connection ends); None at the room cap."""
+        cap = self.limits.max_rooms
+        if name not in self._rooms and cap is not None and len(self._rooms) >= cap:
+            return None
+        room = await self._room(name)
+        room.users += 1  # no await since _room returned: the room cannot be dropped in between
+        conn.held_room = room
+        return room
+
+    def _release_room(self, conn: _Conn) -> None:
+        room, conn.held_room = conn.held_room, None
+        if room is not None:
+            room.users -= 1
+            self._drop_if_idle(room)
+
+    def _drop_if_idle(self, room: _Room) -> None:
+        """Free a room's memory once no connection uses it and nobody is present."""
+        if room.idle and self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+            _log(logging.DEBUG, "room-unloaded", room=room.name)
+
+    async def _watch_load(self, interval: float = 0.05) -> None:
+        """Sample event-loop lag; the gauge decides when new connections are shed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(interval)
+            was = self._overload.shedding
+            if self._overload.observe(max(0.0, loop.time() - before - interval)) != was:
+                _log(logging.WARNING, "overload" if not was else "overload-over",
+                     lag_ms=int(self._overload.lag * 1000), connections=len(self._conns))
+
+    async def sweep_retention(self) -> list[str]:
+        """Delete the logs of rooms nobody is present in and idle longer than ``room_retention``."""
+        retention = self.limits.room_retention
+        if retention is None:
+            return []
+        before_ms = max(0, self._now_ms() - int(retention * 1000))
+        async with self._rooms_lock:  # no room can be loaded while its log is being deleted
+            deleted = await self.storage.delete_idle_rooms(before_ms, keep=frozenset(self._rooms))
+        for name in deleted:
+            _log(logging.INFO, "room-deleted", room=name, reason="retention")
+        return deleted
+
+    async def _retention_sweeper(self, retention: float) -> None:
+        period = min(3600.0, max(1.0, retention / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.sweep_retention()
+            except StorageError as exc:
+                _log(logging.ERROR, "retention-failed", error=type(exc).__name__)
 
     async def _append_locked(
         self, room: _Room, entry: NewEntry, expected_seq: int | None = None, request_id: int | None = None
@@ -406,6 +498,7 @@ class DeliveryServer:
                 self._arm_eviction(room, client_id, presence)
                 return
             _log(logging.INFO, "evicted", room=room.name, client=client_id, reason="absent")
+        self._drop_if_idle(room)
 
     # ------------------------------------------------------------------ connections
 
@@ -436,8 +529,30 @@ class DeliveryServer:
         except (asyncio.TimeoutError, ConnectionClosed):
             conn.ws.transport.abort()
 
+    def _admission(self, conn: _Conn, now: float) -> Refusal | None:
+        """Global and per-address caps on a new connection, before anything else is done for it."""
+        cap = self.limits.max_connections
+        if cap is not None and len(self._conns) >= cap:
+            return Refusal(ErrorCode.SERVER_BUSY, "server full: too many connections")
+        if self._overload.shedding:
+            return Refusal(ErrorCode.SERVER_BUSY, "server overloaded: try again later")
+        if not self._addresses.open(conn.address, now):
+            return Refusal(ErrorCode.RATE_LIMITED, "too many connections from this address")
+        conn.counted = True
+        return None
+
+    async def _refuse(self, conn: _Conn, refusal: Refusal, room: str = "-", client: str = "-") -> None:
+        self.refusals[refusal.code.name] += 1
+        _log(logging.INFO, "refused", peer=conn.peer, room=room, client=client, code=refusal.code.name)
+        close_code = 1013 if refusal.code == ErrorCode.SERVER_BUSY else 1008
+        await self._fatal(conn, refusal.code, refusal.detail, close_code=close_code)
+
     async def _handler(self, ws: ServerConnection) -> None:
         conn = _Conn(ws, asyncio.get_running_loop().time(), self.rate_limits)
+        refusal = self._admission(conn, conn.last_rx)
+        if refusal is not None:
+            await self._refuse(conn, refusal)
+            return
         self._conns.add(conn)
         try:
             await self._serve(conn)
@@ -456,7 +571,12 @@ class DeliveryServer:
             for task in conn.tasks:
                 task.cancel()
             await asyncio.gather(*conn.tasks, return_exceptions=True)
-            await self._detach(conn)
+            try:
+                await self._detach(conn)
+            finally:
+                self._release_room(conn)
+                if conn.counted:
+                    self._addresses.close(conn.address)
 
     async def _receive_hello(self, conn: _Conn) -> P.Hello | None:
         try:
@@ -484,39 +604,44 @@ class DeliveryServer:
             return None
         return frame
 
-    async def _check_access(self, hello: P.Hello) -> tuple[ErrorCode, str] | None:
-        offered = token_hash(hello.token)
-        configured = self.token_policy.configured_hash(hello.room)
-        info = await self.storage.get_room(hello.room)
-        if configured is not None:
-            if not hmac.compare_digest(configured, offered):
-                return ErrorCode.AUTH_FAILED, "wrong room token"
-            if info is None:
-                await self.storage.create_room(hello.room, configured, self._now_ms())
+    async def _check_access(self, conn: _Conn, hello: P.Hello) -> _Room | None:
+        """Authenticate the HELLO and hold its room (creating it if allowed); None if refused.
+
+        Order matters for strangers: the per-address HELLO rate and the token are checked before
+        any storage access or room memory, so a junk HELLO leaves nothing behind.
+        """
+        refusal: Refusal | None = None
+        if not self._addresses.hello(conn.address, asyncio.get_running_loop().time()):
+            refusal = Refusal(ErrorCode.RATE_LIMITED, "too many HELLOs from this address")
+        elif len(hello.join_payload) > self.max_join_payload:
+            refusal = Refusal(ErrorCode.MESSAGE_TOO_LARGE, f"join payload over {self.max_join_payload} bytes")
+        else:
+            refusal = self.auth.authenticate(hello)
+        room = None
+        if refusal is None:
+            room = await self._hold_room(conn, hello.room)
+            if room is None:
+                refusal = Refusal(ErrorCode.SERVER_BUSY, "server full: too many rooms")
+        if refusal is None:
+            info = await self.storage.get_room(hello.room)
+            access = self.auth.room_access(hello, info.token_hash if info is not None else None)
+            if access.create_hash is not None:
+                info = await self.storage.create_room(hello.room, access.create_hash, self._now_ms())
+                # a racing HELLO may have created it first: decide again on what is stored
+                access = self.auth.room_access(hello, info.token_hash)
+            refusal = access.refusal
+        if refusal is not None:
+            await self._refuse(conn, refusal, hello.room, hello.client_id)
             return None
-        if info is None:
-            if not self.token_policy.allow_room_creation:
-                return ErrorCode.ROOM_NOT_ALLOWED, "no such room"
-            if len(hello.token) < self.token_policy.min_token_length:
-                return ErrorCode.AUTH_FAILED, f"a new room needs a token of at least {self.token_policy.min_token_length} bytes"
-            info = await self.storage.create_room(hello.room, offered, self._now_ms())
-        if not hmac.compare_digest(info.token_hash, offered):
-            return ErrorCode.AUTH_FAILED, "wrong room token"
-        return None
+        return room
 
     async def _serve(self, conn: _Conn) -> None:
         hello = await self._receive_hello(conn)
         if hello is None:
             return
-        if len(hello.join_payload) > self.max_message_size:
-            await self._fatal(conn, ErrorCode.MESSAGE_TOO_LARGE, f"join payload over {self.max_message_size} bytes")
+        room = await self._check_access(conn, hello)
+        if room is None:
             return
-        refused = await self._check_access(hello)
-        if refused is not None:
-            _log(logging.INFO, "refused", peer=conn.peer, room=hello.room, client=hello.client_id, code=refused[0].name)
-            await self._fatal(conn, refused[0], refused[1])
-            return
-        room = await self._room(hello.room)
         client_id = hello.client_id
         superseded: _Conn | None = None
         async with room.lock:
@@ -566,20 +691,20 @@ class DeliveryServer:
         """Send every entry after ``cursor`` in order: catch-up from storage, then live."""
         try:
             while True:
-                entries = room.cached_after(cursor)
-                if entries is None:
-                    entries = await self.storage.read(room.name, cursor, _READ_PAGE)
-                if not entries:
+                frames = room.cached_after(cursor)
+                if frames is None:
+                    frames = [(e.seq, P.encode(e)) for e in await self.storage.read(room.name, cursor, _READ_PAGE)]
+                if not frames:
                     changed = room.changed
                     if room.head > cursor:
                         continue
                     await changed.wait()
                     continue
-                for entry in entries:
-                    if entry.seq != cursor + 1:  # storage broke its contract: never skip silently
+                for seq, frame in frames:
+                    if seq != cursor + 1:  # storage broke its contract: never skip silently
                         raise StorageError(f"log gap in room {room.name!r} after seq {cursor}")
-                    await conn.ws.send(P.encode(entry))
-                    cursor = entry.seq
+                    await conn.ws.send(frame)  # waits while the socket's write buffer is full
+                    cursor = seq
         except ConnectionClosed:
             return
         except StorageError as exc:

@@ -24,7 +24,7 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, Collection, TypeVar
 
 from .entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry, check_id, check_seq
 from .errors import SequenceConflictError, StorageError, UnknownRoomError
@@ -150,6 +150,16 @@ class Storage(abc.ABC):
         if info is None:
             return False
         return hmac.compare_digest(info.token_hash, token_hash(token))
+
+    async def delete_idle_rooms(self, before_ms: int, keep: Collection[str] = (), limit: int = 1000) -> list[str]:
+        """Retention: delete rooms nobody is present in whose last activity is before ``before_ms``.
+
+        Last activity is the timestamp of the room's last entry (its creation time if it has
+        none).  Rooms named in ``keep`` (in use by the server) are left alone.  Each room goes
+        entirely (metadata, log, presence) in one transaction.  Returns the deleted rooms' ids.
+        A storage without retention support keeps everything (this default).
+        """
+        return []
 
 
 def _check_append_args(room: str, entry: NewEntry, expected_seq: int | None, request_id: int | None = None) -> None:
@@ -440,6 +450,41 @@ class SQLiteStorage(Storage):
 
         return await self._run(q)
 
+    async def delete_idle_rooms(self, before_ms: int, keep: Collection[str] = (), limit: int = 1000) -> list[str]:
+        _check_retention_args(before_ms, limit)
+        kept = frozenset(keep)
+
+        def q(conn: sqlite3.Connection) -> list[str]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rooms = [r[0] for r in conn.execute(_IDLE_ROOMS, (before_ms, limit + len(kept))).fetchall()]
+                rooms = [r for r in rooms if r not in kept][:limit]
+                for room in rooms:
+                    conn.execute("DELETE FROM entries WHERE room=?", (room,))
+                    conn.execute("DELETE FROM presence WHERE room=?", (room,))
+                    conn.execute("DELETE FROM rooms WHERE room=?", (room,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return rooms
+
+        return await self._run(q)
+
+
+_IDLE_ROOMS = """
+SELECT r.room FROM rooms r
+WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.room = r.room)
+  AND COALESCE((SELECT e.ts FROM entries e WHERE e.room = r.room AND e.seq = r.head), r.created_ms) < ?
+LIMIT ?
+"""
+
+
+def _check_retention_args(before_ms: int, limit: int) -> None:
+    check_seq(before_ms, "before_ms")
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be a positive int")
+
 
 class MemoryStorage(Storage):
     """The same semantics in memory (for simulations and models; nothing survives the process)."""
@@ -531,3 +576,17 @@ class MemoryStorage(Storage):
 
     async def rooms_with_presence(self) -> list[str]:
         return sorted(r for r, p in self._presence.items() if p)
+
+    async def delete_idle_rooms(self, before_ms: int, keep: Collection[str] = (), limit: int = 1000) -> list[str]:
+        _check_retention_args(before_ms, limit)
+        deleted: list[str] = []
+        for room, info in list(self._rooms.items()):
+            log = self._logs[room]
+            last = log[-1].timestamp_ms if log else info.created_ms
+            if room in keep or self._presence[room] or last >= before_ms:
+                continue
+            del self._rooms[room], self._logs[room], self._presence[room]
+            deleted.append(room)
+            if len(deleted) >= limit:
+                break
+        return deleted
