@@ -2,9 +2,10 @@
 # One-time setup on a fresh machine (Debian/Ubuntu, Python >= 3.10):
 #   .venv/ with orange_fast installed from the manylinux wheel built here, whose
 #   SFrame core links OpenSSL 3.5 statically (scripts/fetch-openssl.sh), plus the
-#   test, benchmark and aiortc extras.  Idempotent: rerun after changing the sources.
+#   test, benchmark, aiortc and postgres extras.  Idempotent: rerun after changing the sources.
 #   The Janus SFU tests also need Debian's janus package (.ci/run installs it; as root:
-#   apt-get install janus iproute2); without it they skip with the reason.
+#   apt-get install janus iproute2); without it they skip with the reason.  The PostgreSQL delivery
+#   tests need Debian's postgresql package (server binaries; .ci/run installs it) and skip without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -26,5 +27,5 @@ PYTHON=.venv/bin/python bash wheels/build.sh
 tag=$(.venv/bin/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 wheel=$(ls -t wheels/dist/orange_fast-*-"$tag"-*.whl | head -n 1)
 .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel"
-.venv/bin/python -m pip install -q "${wheel}[test,bench,rtc]"
+.venv/bin/python -m pip install -q "${wheel}[test,bench,rtc,postgres]"
 .venv/bin/python -c "import orange_fast.sframe as s; print('orange_fast installed:', s.openssl_version(), 'static' if s.openssl_static() else 'SHARED (slow)')"

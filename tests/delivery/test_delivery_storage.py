@@ -1,19 +1,23 @@
-"""Storage contract (SQLite file and in-memory), persistence across reopen, token buckets."""
+"""Storage contract (SQLite file, PostgreSQL, in-memory), migrations, persistence across reopen, token buckets."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import sqlite3
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orange_fast.delivery.entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry
 from orange_fast.delivery.errors import SequenceConflictError, StorageError, UnknownRoomError
+from orange_fast.delivery.pgstorage import PostgresStorage
 from orange_fast.delivery.ratelimit import RateLimits, TokenBucket
 from orange_fast.delivery.storage import MemoryStorage, SQLiteStorage, Storage, token_hash
 
@@ -22,9 +26,15 @@ pytestmark = pytest.mark.timeout(30)
 TOKEN = b"0123456789abcdef-room-token"
 
 
-@pytest_asyncio.fixture(params=["sqlite", "memory"])
+@pytest_asyncio.fixture(params=["sqlite", "memory", "postgresql"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    store: Storage = SQLiteStorage(tmp_path / "log.db") if request.param == "sqlite" else MemoryStorage()
+    store: Storage
+    if request.param == "sqlite":
+        store = SQLiteStorage(tmp_path / "log.db")
+    elif request.param == "memory":
+        store = MemoryStorage()
+    else:
+        store = PostgresStorage(request.getfixturevalue("pg_database")())
     await store.open()
     yield store
     await store.close()
@@ -193,3 +203,181 @@ def test_token_bucket_unlimited_and_validation() -> None:
     with pytest.raises(ValueError):
         RateLimits(byte_burst=math.nan)
     assert RateLimits.unlimited().messages_per_second == math.inf
+
+
+# --------------------------------------------------------------------------- attach / remove / idempotency
+
+
+def joined(client: str, payload: bytes = b"") -> NewEntry:
+    return NewEntry(EntryType.JOINED, client, 1000, payload=payload)
+
+
+@pytest.mark.asyncio
+async def test_attach_decides_presence_and_creator_in_the_store(storage: Storage) -> None:
+    await storage.create_room("r", token_hash(TOKEN), 0)
+    a = await storage.attach("r", joined("a", b"kp-a"), "node-1")
+    assert a.joined is not None and (a.joined.seq, a.joined.flags, a.join_seq, a.epoch) == (1, FLAG_CREATOR, 1, 1)
+    again = await storage.attach("r", joined("a", b"ignored"), "node-2")  # still present: nothing appended
+    assert (again.joined, again.join_seq, again.epoch) == (None, 1, 2)
+    b = await storage.attach("r", joined("b"), "node-1")
+    assert b.joined is not None and (b.joined.seq, b.joined.flags) == (2, 0)
+    # a LEFT for an old attachment of "a" changes nothing; the current one removes it once
+    assert await storage.remove("r", NewEntry(EntryType.LEFT, "a", 1), epoch=1) is None
+    left = await storage.remove("r", NewEntry(EntryType.LEFT, "a", 1), epoch=2)
+    assert left is not None and left.seq == 3
+    assert await storage.remove("r", NewEntry(EntryType.EVICTED, "a", 1)) is None
+    assert await storage.present_clients("r") == {"b": 2}
+    await storage.remove("r", NewEntry(EntryType.EVICTED, "b", 1))
+    c = await storage.attach("r", joined("c"), "node-1")  # the room emptied: a creator again
+    assert c.joined is not None and c.joined.flags == FLAG_CREATOR
+    assert [e.entry_type for e in await storage.read("r", 0, 10)] == [
+        EntryType.JOINED, EntryType.JOINED, EntryType.LEFT, EntryType.EVICTED, EntryType.JOINED]
+    with pytest.raises(UnknownRoomError):
+        await storage.attach("nope", joined("a"), "node-1")
+    with pytest.raises(ValueError):
+        await storage.attach("r", NewEntry(EntryType.JOINED, "a", 1, flags=FLAG_CREATOR), "node-1")
+    with pytest.raises(ValueError):
+        await storage.remove("r", msg("a", b""))
+
+
+@pytest.mark.asyncio
+async def test_a_retried_request_is_applied_once(storage: Storage) -> None:
+    await storage.create_room("r", token_hash(TOKEN), 0)
+    await storage.attach("r", joined("a"), "n")
+    first = await storage.append("r", msg("a", b"once"), request_id=7)
+    assert first.seq == 2
+    await storage.append("r", msg("b", b"other"), request_id=7)  # another client's key is its own
+    retry = await storage.append("r", msg("a", b"once"), expected_seq=2, request_id=7)  # before the CAS check
+    assert retry == first
+    assert [e.payload for e in await storage.read("r", 0, 10)] == [b"", b"once", b"other"]
+    # after the client left, its keys are gone: the same id is a new request
+    await storage.remove("r", NewEntry(EntryType.LEFT, "a", 1))
+    assert (await storage.append("r", msg("a", b"again"), request_id=7)).seq == 5
+    for bad in (0, 1 << 32, -1):
+        with pytest.raises(ValueError):
+            await storage.append("r", msg("a", b""), request_id=bad)
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+@pytest.mark.asyncio
+async def test_sqlite_version_1_file_is_migrated_and_keeps_its_log(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE rooms (room TEXT PRIMARY KEY, token_hash BLOB NOT NULL, created_ms INTEGER NOT NULL,"
+        " head INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE entries (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, type INTEGER NOT NULL,"
+        " flags INTEGER NOT NULL, sender TEXT NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL,"
+        " PRIMARY KEY (room, seq)) WITHOUT ROWID;"
+        "CREATE TABLE presence (room TEXT NOT NULL, client TEXT NOT NULL, join_seq INTEGER NOT NULL,"
+        " PRIMARY KEY (room, client)) WITHOUT ROWID;"
+        "INSERT INTO meta VALUES ('schema', '1');"
+    )
+    conn.execute("INSERT INTO rooms VALUES ('r', ?, 5, 1)", (token_hash(TOKEN),))
+    conn.execute("INSERT INTO entries VALUES ('r', 1, 9, 2, 1, 'a', '', x'')")
+    conn.execute("INSERT INTO presence VALUES ('r', 'a', 1)")
+    conn.commit()
+    conn.close()
+    store = SQLiteStorage(path)
+    await store.open()
+    try:
+        again = await store.attach("r", joined("a"), "n")  # the migrated presence row has epoch 1
+        assert (again.joined, again.join_seq, again.epoch) == (None, 1, 2)
+        assert (await store.append("r", msg("a", b"x"), request_id=3)).seq == 2
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+    conn.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match="schema version"):
+        await SQLiteStorage(path).open()
+
+
+@pytest.mark.asyncio
+async def test_postgres_schema_is_versioned_and_shared_by_concurrent_openers(pg_database: Callable[[], str]) -> None:
+    import asyncpg
+
+    dsn = pg_database()
+    stores = [PostgresStorage(dsn) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))  # three nodes starting at once migrate once
+    try:
+        await stores[0].create_room("r", token_hash(TOKEN), 0)
+        assert (await stores[1].get_room("r")) is not None
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert [tuple(r) for r in await conn.fetch("SELECT version FROM orange_fast_schema ORDER BY version")] == [
+            (1,), (2,)]
+        await conn.execute("INSERT INTO orange_fast_schema(version) VALUES (99)")
+    finally:
+        await conn.close()
+    with pytest.raises(StorageError, match="newer than this code"):
+        await PostgresStorage(dsn).open()
+    with pytest.raises(StorageError, match="cannot open"):
+        await PostgresStorage(dsn.rsplit("/", 1)[0] + "/no_such_database").open()
+    assert "postgres@" not in repr(PostgresStorage(dsn))
+
+
+# --------------------------------------------------------------------------- the stores agree (property)
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["attach", "leave", "evict", "append", "cas"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(min_value=1, max_value=4),
+    ),
+    max_size=25,
+)
+
+
+async def _replay(store: Storage, room: str, ops: list[tuple[str, str, int]]) -> list[object]:
+    await store.create_room(room, token_hash(TOKEN), 0)
+    out: list[object] = []
+    for op, client, n in ops:
+        try:
+            if op == "attach":
+                out.append(await store.attach(room, joined(client), "n"))
+            elif op in ("leave", "evict"):
+                kind = EntryType.LEFT if op == "leave" else EntryType.EVICTED
+                out.append(await store.remove(room, NewEntry(kind, client, 1), epoch=n if n < 3 else None))
+            elif op == "append":
+                out.append(await store.append(room, msg(client, bytes([n])), request_id=n))
+            else:
+                out.append(await store.append(room, msg(client, b"cas"), expected_seq=n))
+        except SequenceConflictError as exc:
+            out.append(("conflict", exc.head))
+    out.append(await store.read(room, 0, 100))
+    out.append(await store.present_clients(room))
+    return out
+
+
+@pytest.mark.asyncio
+async def test_sqlite_and_postgresql_agree_with_the_memory_model(tmp_path: Path, pg_database: Callable[[], str]) -> None:
+    """Random attach/remove/append/CAS/retry sequences give identical results on all three stores."""
+    stores: list[Storage] = [MemoryStorage(), SQLiteStorage(tmp_path / "p.db", synchronous="NORMAL"),
+                             PostgresStorage(pg_database())]
+    for store in stores:
+        await store.open()
+    rooms = itertools.count()
+    loop = asyncio.get_running_loop()
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(_OPS)
+    def check(ops: list[tuple[str, str, int]]) -> None:
+        room = f"r{next(rooms)}"
+        results = [asyncio.run_coroutine_threadsafe(_replay(s, room, ops), loop).result(30) for s in stores]
+        assert results[1] == results[0]
+        assert results[2] == results[0]
+
+    try:
+        await loop.run_in_executor(None, check)
+    finally:
+        for store in stores:
+            await store.close()

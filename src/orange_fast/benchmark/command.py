@@ -1,7 +1,8 @@
 """``orange-fast bench``: run the benchmarks and print a table (plus JSON, Markdown and plots).
 
 ``orange-fast bench`` (or ``orange-fast bench call``) runs the end-to-end call benchmark (:mod:`.call`);
-``orange-fast bench frames`` (or ``--frames``) runs the per-frame benchmark (:mod:`.frames`).
+``orange-fast bench frames`` (or ``--frames``) runs the per-frame benchmark (:mod:`.frames`);
+``orange-fast bench delivery`` loads the delivery service, SQLite vs PostgreSQL, 1-3 nodes (:mod:`.delivery`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def _float_tuple(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``orange-fast bench``."""
-    parser.add_argument("what", nargs="?", choices=("call", "frames", "mls", "session"), default=None,
+    parser.add_argument("what", nargs="?", choices=("call", "frames", "mls", "session", "delivery"), default=None,
                         help="call: end-to-end call benchmark (default); frames: per-frame SFrame benchmark; "
-                             "mls: MLS operations against mls-rs; session: join/leave latency on loopback")
+                             "mls: MLS operations against mls-rs; session: join/leave latency on loopback; "
+                             "delivery: the delivery service under load (SQLite vs PostgreSQL, 1-3 nodes)")
     parser.add_argument("--frames", action="store_true", help="same as `orange-fast bench frames`")
     parser.add_argument("--quick", action="store_true", help="a few seconds: fewer sizes, N and rounds (for CI)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case")
@@ -58,6 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("MLS and session benchmarks (mls, session)")
     g.add_argument("--group-sizes", type=_int_tuple, default=None, metavar="N,N,...",
                    help="group sizes (mls default 2,8,32,128,512,1024; session default 2,4,8,16,32,64)")
+    g = parser.add_argument_group("delivery service benchmark (delivery)")
+    g.add_argument("--clients", type=_int_tuple, default=None, metavar="N,N,...",
+                   help="client counts, rooms of 8 (default 256,1000,2000; quick 64)")
+    g.add_argument("--nodes", type=_int_tuple, default=None, metavar="N,N,...", help="node counts (default 1,2,3)")
+    g.add_argument("--stores", default="sqlite,postgresql", help="stores to compare (default sqlite,postgresql)")
+    g.add_argument("--no-kill", action="store_true", help="skip the kill -9 cases")
+    g.add_argument("--placement", default="room",
+                   help="room: each room's clients on one node (routing by room); spread: every room on every "
+                        "node; both: room,spread (default room)")
+    g.add_argument("--no-fsync", action="store_true",
+                   help="diagnostic: no fsync (PostgreSQL fsync=off, SQLite NORMAL) to see the CPU limit")
     g = parser.add_argument_group("call benchmark (call)")
     g.add_argument("--participants", "-n", type=_int_tuple, default=None, metavar="N,N,...",
                    help="participant counts (default 2,4,8,16,32,64; quick 2,4,8)")
@@ -127,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         return run_mls(args)
     if args.what == "session":
         return run_session(args)
+    if args.what == "delivery":
+        return run_delivery(args)
     return run_call(args)
 
 
@@ -167,6 +182,30 @@ def run_session(args: argparse.Namespace) -> int:
     result = run_session_bench(sizes, progress=progress, transitions=True, **kwargs)
     progress.done()
     return _emit(args, result, format_session_table(result))
+
+
+def run_delivery(args: argparse.Namespace) -> int:
+    """The delivery service under load: clients held, appends/s, latency, CPU, RSS, kill -9."""
+    from .delivery import MAX_CLIENTS, MAX_DURATION, format_delivery_table, run_delivery_bench  # noqa: I001
+
+    clients = args.clients or ((64,) if args.quick else (256, 1000, 2000))
+    nodes = args.nodes or ((1, 2) if args.quick else (1, 2, 3))
+    stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
+    duration = args.duration if args.duration is not None else (3.0 if args.quick else 20.0)
+    if (any(not 0 < c <= MAX_CLIENTS for c in clients) or any(not 1 <= n <= 3 for n in nodes)
+            or not set(stores) <= {"sqlite", "postgresql"} or not stores or not 0 < duration <= MAX_DURATION):
+        print(f"orange-fast bench delivery: need 1..{MAX_CLIENTS} clients, 1..3 nodes, stores sqlite/postgresql, "
+              f"0 < --duration <= {MAX_DURATION:g}", file=sys.stderr)
+        return 2
+    progress = _Progress()
+    placements = tuple(p.strip() for p in args.placement.split(",") if p.strip())
+    if not placements or not set(placements) <= {"room", "spread"}:
+        print("orange-fast bench delivery: --placement takes room and/or spread", file=sys.stderr)
+        return 2
+    result = run_delivery_bench(clients, nodes, stores, duration, not args.no_kill, progress=progress,
+                                durable=not args.no_fsync, placements=placements)
+    progress.done()
+    return _emit(args, result, format_delivery_table(result))
 
 
 def run_call(args: argparse.Namespace) -> int:

@@ -12,8 +12,12 @@ Usage::
 Guarantees: entries are delivered in order, each exactly once, across reconnects (the client
 resumes from the last sequence number it received; a gap from the server is a fatal
 :class:`~.errors.ProtocolError`).  An append whose connection drops before its answer raises
-:class:`~.errors.ConnectionLostError`: its outcome is unknown (use ``expected_seq`` to make a
-retry safe).  Fatal server refusals (wrong token, room not allowed, bad resume, unsupported
+:class:`~.errors.ConnectionLostError`: its outcome is unknown.  With ``retry_appends`` the client
+instead resends it after reconnecting, with the same request id, and the server applies it at
+most once (idempotency key (room, client id, request id) while the client stays present).
+
+Several URLs (nodes of one delivery service on a shared database) may be given: the client
+connects to the first that answers and, when a connection is lost, tries the next one.  Fatal server refusals (wrong token, room not allowed, bad resume, unsupported
 version, superseded, abuse) end the client: the iterator raises the error.
 """
 
@@ -23,7 +27,7 @@ import asyncio
 import itertools
 import logging
 import random
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -72,7 +76,8 @@ class DeliveryClient:
     """One client id in one room.
 
     Args:
-        url: ``ws://host:port`` of the server.
+        url: ``ws://host:port`` of the server, or a list of them (several nodes serving the same
+            rooms): the client rotates through them on connection failures.
         room, token, client_id: see the protocol's HELLO.  ``token`` is a shared room token or a
             signed access token (``orange-fast token``), or a callable returning one: it is called
             before every HELLO, so that a long-lived client can present a fresh access token
@@ -85,11 +90,14 @@ class DeliveryClient:
         max_frame_size: largest WebSocket message accepted from the server.
         on_entry: optional callback (sync or async) called for each entry, in order, before the
             entry is available to the iterator.
+        retry_appends: resend an append whose connection was lost (same request id) after
+            reconnecting, instead of raising :class:`~.errors.ConnectionLostError`; the server
+            applies it once.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         room: str,
         token: bytes | Callable[[], bytes],
         client_id: str,
@@ -102,6 +110,7 @@ class DeliveryClient:
         connect_timeout: float = 5.0,
         max_frame_size: int = 64 * 1024 * 1024,
         on_entry: EntryCallback | None = None,
+        retry_appends: bool = False,
     ) -> None:
         check_id(room, "room id")
         check_id(client_id, "client id")
@@ -110,7 +119,13 @@ class DeliveryClient:
         P.Hello(room, b"-" if callable(token) else token, client_id, resume_from, join_payload)
         if not 0 < backoff_initial <= backoff_max:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
-        self.url = url
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls or not all(isinstance(u, str) for u in urls):
+            raise ValueError("url must be a URL or a non-empty list of URLs")
+        self.urls = urls
+        self.url = urls[0]
+        """The URL of the current (or last tried) server."""
+        self.retry_appends = retry_appends
         self.room = room
         self.client_id = client_id
         self._token = token
@@ -124,7 +139,9 @@ class DeliveryClient:
         self._on_entry = on_entry
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._pending: dict[int, asyncio.Future[int]] = {}
-        self._request_ids = itertools.count(1)
+        # a random start: a new client object resuming the same presence must not reuse the
+        # request ids (idempotency keys) of an earlier one
+        self._request_ids = itertools.count(random.randrange(1, 1 << 32))
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
@@ -136,6 +153,7 @@ class DeliveryClient:
         self.join_seq = 0
         """Sequence number of this client's latest JOINED notice (0 until one is seen)."""
         self.connections = 0
+        self._attempts = 0
         """How many times a connection reached READY."""
 
     def __repr__(self) -> str:
@@ -236,21 +254,37 @@ class DeliveryClient:
         payload = bytes(payload)
         if expected_seq is not None:
             check_seq(expected_seq, "expected_seq", minimum=1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        request_id = self._next_request_id()
+        frame = P.Append(request_id, kind, payload, expected_seq or 0)
+        while True:
+            generation = self.connections
+            try:
+                return await self._send_append(frame, max(0.0, deadline - loop.time()))
+            except ConnectionLostError:
+                if not self.retry_appends or self._finished or loop.time() >= deadline:
+                    raise
+                logger.info("append %d: connection lost, resending after reconnect", request_id)
+            # the lost connection may still look connected until its reader notices: wait for a new one
+            while self.connections == generation and not self._finished and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+
+    async def _send_append(self, frame: P.Append, timeout: float) -> int:
         await self.wait_connected(timeout)
         ws = self._ws
         if ws is None:
             raise ConnectionLostError("connection lost before the append was sent")
-        request_id = self._next_request_id()
-        frame = P.Append(request_id, kind, payload, expected_seq or 0)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        self._pending[frame.request_id] = future
         try:
             await ws.send(P.encode(frame))
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except ConnectionClosed:
             raise ConnectionLostError("connection lost during append") from None
         finally:
-            self._pending.pop(request_id, None)
+            if self._pending.get(frame.request_id) is future:
+                del self._pending[frame.request_id]
 
     async def next_entry(self, timeout: float | None = None) -> LogEntry:
         """The next entry in log order (raises the client's failure, or ClientClosedError, at the end)."""
@@ -314,7 +348,7 @@ class DeliveryClient:
                 try:
                     ws = await asyncio.wait_for(
                         connect(
-                            self.url,
+                            self._pick_url(),
                             compression=None,
                             ping_interval=None,
                             max_size=self.max_frame_size,
@@ -325,6 +359,8 @@ class DeliveryClient:
                     )
                 except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
                     if not first.done():
+                        if self._attempts < len(self.urls):
+                            continue  # first connection: try every URL once
                         first.set_exception(ConnectionLostError(f"cannot connect: {type(exc).__name__}"))
                         self._finish(None)
                         return
@@ -384,6 +420,13 @@ class DeliveryClient:
         finally:
             if self._closing:
                 self._finish(None)
+
+    def _pick_url(self) -> str:
+        """The URL for the next attempt: the first on the first connection, then the next one in turn."""
+        if self.connections or self._attempts:
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+        self._attempts += 1
+        return self.url
 
     async def _sleep_backoff(self, backoff: float) -> None:
         await asyncio.sleep(backoff * random.uniform(0.5, 1.0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "run the delivery service (WebSocket, SQLite log) until SIGINT/SIGTERM"
+HELP = "run the delivery service (WebSocket; SQLite or PostgreSQL log) until SIGINT/SIGTERM"
 
 _SECURITY_HELP = (
     "orange-fast serve needs client credentials: --token-key FILE (signed per-client access tokens; "
@@ -30,7 +30,9 @@ def _token_arg(text: str) -> tuple[str, bytes]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port, 0 = any free port (default 8765)")
-    parser.add_argument("--db", default="orange-fast-delivery.db", help="SQLite database file (created if missing)")
+    parser.add_argument("--db", default="orange-fast-delivery.db",
+                        help="SQLite database file (created if missing), or a postgresql://user@host:port/db URL: "
+                             "any number of nodes may serve the same PostgreSQL database")
     parser.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="SECONDS")
     parser.add_argument("--eviction-timeout", type=float, default=15.0, metavar="SECONDS")
     parser.add_argument("--max-message-size", type=int, default=1 << 20, metavar="BYTES")
@@ -88,10 +90,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from .auth import KEY_ENV_VAR, AccessTokenKey, AccessTokens, Authenticator, TokenPolicy
+    from .errors import StorageError
     from .limits import ServerLimits
+    from .pgstorage import PostgresStorage, is_postgres_url
     from .ratelimit import RateLimits
     from .server import DeliveryServer
-    from .storage import SQLiteStorage
+    from .storage import SQLiteStorage, Storage
 
     auth: Authenticator
     try:
@@ -139,10 +143,13 @@ def run(args: argparse.Namespace) -> int:
             bytes_per_second=args.rate_bytes,
             byte_burst=max(2 * args.rate_bytes, 2 * args.max_message_size + 4096),
         )
+        storage: Storage = (
+            PostgresStorage(args.db) if is_postgres_url(args.db) else SQLiteStorage(args.db, synchronous=args.synchronous)
+        )
         server = DeliveryServer(
             args.host,
             args.port,
-            SQLiteStorage(args.db, synchronous=args.synchronous),
+            storage,
             heartbeat_interval=args.heartbeat_interval,
             eviction_timeout=args.eviction_timeout,
             max_message_size=args.max_message_size,
@@ -171,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve())
+    except StorageError as exc:
+        print(f"orange-fast serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"orange-fast serve: {exc}", file=sys.stderr)
         return 1

@@ -44,7 +44,7 @@ from websockets.typing import Origin
 
 from . import protocol as P
 from .auth import Authenticator, Refusal, TokenPolicy
-from .entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry
+from .entry import EntryType, LogEntry, NewEntry
 from .errors import ErrorCode, MalformedFrameError, SequenceConflictError, StorageError
 from .limits import AddressTable, OverloadGauge, ServerLimits
 from .ratelimit import RateLimits, TokenBucket
@@ -94,6 +94,10 @@ class _Room:
         self.users = 0
 
     def published(self, entry: LogEntry) -> None:
+        if entry.seq <= self.head:
+            return  # already known (another node's entry read twice, or an idempotent retry)
+        if entry.seq != self.head + 1:
+            self.tail.clear()  # entries in between come from storage (appended by other nodes)
         self.tail.append((entry.seq, P.encode(entry)))
         self.head = entry.seq
         event, self.changed = self.changed, asyncio.Event()
@@ -235,6 +239,9 @@ class DeliveryServer:
         self._bg: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._nonce = itertools.count(1)
+        self._cluster: Any = None  # a .cluster.Cluster when the storage is shared by several nodes
+        self.node_id = "local"
+        """This node's id in the presence table (unique per process when the storage is shared)."""
         self.refusals: collections.Counter[str] = collections.Counter()
         """How many connections were refused, by error code name (for operators and tests)."""
 
@@ -277,10 +284,13 @@ class DeliveryServer:
             _log(logging.WARNING, "insecure-auth", mode="shared-room-tokens",
                  note="any room member can connect as any other member's client id")
         await self.storage.open()
-        for name in await self.storage.rooms_with_presence():
-            room = await self._room(name)
-            for client_id, presence in room.presence.items():
-                self._arm_eviction(room, client_id, presence)
+        if self.storage.shared:
+            await self._join_cluster()
+        else:
+            for name in await self.storage.rooms_with_presence():
+                room = await self._room(name)
+                for client_id, presence in room.presence.items():
+                    self._arm_eviction(room, client_id, presence)
         self._server = await serve(
             self._handler,
             self.host,
@@ -331,6 +341,9 @@ class DeliveryServer:
             task.cancel()
         await asyncio.gather(*self._bg, return_exceptions=True)
         self._rooms.clear()
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            await cluster.stop()
         await self.storage.close()
         _log(logging.INFO, "stopped")
 
@@ -360,8 +373,9 @@ class DeliveryServer:
             if room is None:
                 info = await self.storage.get_room(name)
                 room = _Room(name, info.head if info is not None else 0)
-                for client_id, join_seq in (await self.storage.present_clients(name)).items():
-                    room.presence[client_id] = _Presence(join_seq, None)
+                if self._cluster is None:  # with several nodes, room.presence holds this node's clients only
+                    for client_id, join_seq in (await self.storage.present_clients(name)).items():
+                        room.presence[client_id] = _Presence(join_seq, None)
                 self._rooms[name] = room
             return room
 
@@ -419,24 +433,44 @@ class DeliveryServer:
             except StorageError as exc:
                 _log(logging.ERROR, "retention-failed", error=type(exc).__name__)
 
-    async def _append_locked(self, room: _Room, entry: NewEntry, expected_seq: int | None = None) -> LogEntry:
+    async def _append_locked(
+        self, room: _Room, entry: NewEntry, expected_seq: int | None = None, request_id: int | None = None
+    ) -> LogEntry:
         """Append while holding ``room.lock``; wakes every connection of the room."""
-        stored = await self.storage.append(room.name, entry, expected_seq)
+        stored = await self.storage.append(room.name, entry, expected_seq, request_id)
+        self._published(room, stored)
+        return stored
+
+    async def _remove_locked(self, room: _Room, client_id: str, entry_type: EntryType, epoch: int) -> bool:
+        """Append LEFT/EVICTED (holding ``room.lock``) if the client is still present at ``epoch``."""
+        stored = await self.storage.remove(room.name, NewEntry(entry_type, client_id, self._now_ms()), epoch or None)
+        room.presence.pop(client_id, None)
+        if stored is not None:
+            self._published(room, stored)
+        return stored is not None
+
+    def _published(self, room: _Room, stored: LogEntry) -> None:
         room.published(stored)
         _log(
-            logging.INFO if entry.entry_type != EntryType.MESSAGE else logging.DEBUG,
+            logging.INFO if stored.entry_type != EntryType.MESSAGE else logging.DEBUG,
             "append", room=room.name, seq=stored.seq, type=stored.entry_type.name, sender=stored.sender,
             kind=stored.kind or "-", size=len(stored.payload), flags=stored.flags,
         )
-        return stored
 
     def _now_ms(self) -> int:
         return max(0, int(self._clock() * 1000))
 
     def _arm_eviction(self, room: _Room, client_id: str, presence: _Presence) -> None:
-        """Declare a disconnected client gone after ``eviction_timeout`` unless it comes back."""
+        """Declare a disconnected client gone after ``eviction_timeout`` unless it comes back.
+
+        With several nodes the database records the time and any node's sweep evicts it.
+        """
         if presence.evict_handle is not None:
             presence.evict_handle.cancel()
+        if self._cluster is not None:
+            room.presence.pop(client_id, None)
+            self._spawn(self.storage.detach(room.name, client_id, presence.generation))
+            return
         generation = presence.generation
         loop = asyncio.get_running_loop()
         presence.evict_handle = loop.call_later(
@@ -458,12 +492,11 @@ class DeliveryServer:
                 return
             presence.evict_handle = None
             try:
-                await self._append_locked(room, NewEntry(EntryType.EVICTED, client_id, self._now_ms()))
+                await self._remove_locked(room, client_id, EntryType.EVICTED, generation)
             except StorageError as exc:
                 _log(logging.ERROR, "evict-failed", room=room.name, client=client_id, error=type(exc).__name__)
                 self._arm_eviction(room, client_id, presence)
                 return
-            del room.presence[client_id]
             _log(logging.INFO, "evicted", room=room.name, client=client_id, reason="absent")
         self._drop_if_idle(room)
 
@@ -616,25 +649,27 @@ class DeliveryServer:
                 await self._fatal(conn, ErrorCode.SHUTTING_DOWN, "server stopping", close_code=1001)
                 return
             if hello.resume_from > room.head:
+                await self._catch_up(room)  # another node may have appended
+            if hello.resume_from > room.head:
                 await self._fatal(conn, ErrorCode.BAD_RESUME, "resume_from beyond the log head", seq=room.head)
                 return
+            # present or not, and the creator flag, are decided in the storage's transaction
+            attached = await self.storage.attach(
+                room.name, NewEntry(EntryType.JOINED, client_id, self._now_ms(), payload=hello.join_payload),
+                self.node_id,
+            )
             presence = room.presence.get(client_id)
             if presence is not None:
                 if presence.evict_handle is not None:
                     presence.evict_handle.cancel()
                     presence.evict_handle = None
                 superseded = presence.conn
-                presence.conn = conn
-                presence.generation += 1
-                join_seq = 0
-            else:
-                flags = FLAG_CREATOR if not room.presence else 0
-                joined = await self._append_locked(
-                    room,
-                    NewEntry(EntryType.JOINED, client_id, self._now_ms(), payload=hello.join_payload, flags=flags),
-                )
-                room.presence[client_id] = _Presence(joined.seq, conn)
-                join_seq = joined.seq
+            presence = room.presence[client_id] = _Presence(attached.join_seq, conn)
+            presence.generation = attached.epoch
+            join_seq = 0
+            if attached.joined is not None:
+                self._published(room, attached.joined)
+                join_seq = attached.joined.seq
             conn.room, conn.client_id = room, client_id
             head = room.head
         if superseded is not None:
@@ -748,7 +783,7 @@ class DeliveryServer:
                 await self._fatal(conn, ErrorCode.SUPERSEDED, "client is no longer present on this connection")
                 return
             try:
-                stored = await self._append_locked(room, entry, frame.expected_seq or None)
+                stored = await self._append_locked(room, entry, frame.expected_seq or None, frame.request_id or None)
             except SequenceConflictError as exc:
                 head = exc.head
                 stored = None
@@ -765,8 +800,7 @@ class DeliveryServer:
         async with room.lock:
             presence = room.presence.get(client_id)
             if presence is not None and presence.conn is conn:
-                await self._append_locked(room, NewEntry(EntryType.LEFT, client_id, self._now_ms()))
-                del room.presence[client_id]
+                await self._remove_locked(room, client_id, EntryType.LEFT, presence.generation)
         conn.closing = True
         await conn.ws.close(1000, "bye")
 
@@ -784,15 +818,97 @@ class DeliveryServer:
                 return
             if conn.evicted:
                 try:
-                    await self._append_locked(room, NewEntry(EntryType.EVICTED, client_id, self._now_ms()))
+                    await self._remove_locked(room, client_id, EntryType.EVICTED, presence.generation)
                 except StorageError as exc:
+                    room.presence[client_id] = presence
                     _log(logging.ERROR, "evict-failed", room=room.name, client=client_id, error=type(exc).__name__)
                 else:
-                    del room.presence[client_id]
                     _log(logging.INFO, "evicted", room=room.name, client=client_id, reason="silent")
                     return
             self._arm_eviction(room, client_id, presence)
         _log(logging.INFO, "detached", room=room.name, client=client_id)
+
+    # ------------------------------------------------------------------ several nodes (see .cluster)
+
+    async def _join_cluster(self) -> None:
+        from .cluster import Cluster, new_node_id
+
+        self.node_id = new_node_id()
+        self._cluster = Cluster(
+            self.storage, self, self.node_id,  # type: ignore[arg-type]
+            interval=min(self.heartbeat_interval, self.eviction_timeout / 4),
+            lease_ttl=max(3 * self.heartbeat_interval, 1.0),
+            eviction_timeout=self.eviction_timeout, now_ms=self._now_ms,
+        )
+        try:
+            await self._cluster.start()
+        except BaseException:
+            self._cluster = None
+            await self.storage.close()
+            raise
+
+    async def _catch_up(self, room: _Room) -> None:
+        """Publish what other nodes appended to ``room`` since its head (one read for all its streams)."""
+        while True:
+            entries = await self.storage.read(room.name, room.head, _READ_PAGE)
+            for entry in entries:
+                if entry.seq > room.head and entry.entry_type in (EntryType.LEFT, EntryType.EVICTED):
+                    self._removed_elsewhere(room, entry)
+                room.published(entry)
+            if len(entries) < _READ_PAGE:
+                return
+
+    def _removed_elsewhere(self, room: _Room, entry: LogEntry) -> None:
+        """Another node recorded that a client of this node left or was evicted: close its connection.
+
+        (A node that lost its lease for longer than the eviction timeout had its clients evicted.)
+        """
+        presence = room.presence.get(entry.sender)
+        if presence is None or presence.join_seq > entry.seq:
+            return  # not here, or joined again after that entry
+        del room.presence[entry.sender]
+        if presence.evict_handle is not None:
+            presence.evict_handle.cancel()
+        if presence.conn is not None:
+            presence.conn.evicted = False
+            self._spawn(self._fatal(presence.conn, ErrorCode.EVICTED, "removed from the room by another node"))
+
+    def _spawn_catch_up(self, room: _Room) -> None:
+        async def run() -> None:
+            try:
+                await self._catch_up(room)
+            except StorageError as exc:  # the streams read storage themselves when they can
+                _log(logging.WARNING, "catch-up-failed", room=room.name, error=type(exc).__name__)
+
+        self._spawn(run())
+
+    def cluster_appended(self, room: str, seq: int) -> None:
+        """Another node (or this one) committed ``seq`` in ``room``."""
+        state = self._rooms.get(room)
+        if state is not None and seq > state.head:
+            self._spawn_catch_up(state)
+
+    def cluster_resync(self) -> None:
+        """The LISTEN connection was (re)established: notifications may have been lost."""
+        for state in list(self._rooms.values()):
+            self._spawn_catch_up(state)
+
+    def cluster_attached(self, room: str, client: str, epoch: int, node: str) -> None:
+        """``client`` attached on ``node`` at ``epoch``: close an older connection here (SUPERSEDED)."""
+        state = self._rooms.get(room)
+        presence = state.presence.get(client) if state is not None else None
+        if node == self.node_id or presence is None or presence.generation >= epoch:
+            return
+        del state.presence[client]  # type: ignore[union-attr]
+        if presence.conn is not None:
+            self._spawn(self._fatal(presence.conn, ErrorCode.SUPERSEDED, "same client id connected again"))
+
+    def cluster_evicted(self, room: str, entry: LogEntry) -> None:
+        """A sweep on this node evicted ``entry.sender`` from ``room``."""
+        state = self._rooms.get(room)
+        if state is not None:
+            state.presence.pop(entry.sender, None)
+            state.published(entry)
 
 
 def _ms(seconds: float) -> int:

@@ -26,10 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Collection, TypeVar
 
-from .entry import EntryType, LogEntry, NewEntry, check_id, check_seq
+from .entry import FLAG_CREATOR, EntryType, LogEntry, NewEntry, check_id, check_seq
 from .errors import SequenceConflictError, StorageError, UnknownRoomError
+from .migrations import migrate_sqlite
 
-__all__ = ["RoomInfo", "Storage", "SQLiteStorage", "MemoryStorage", "token_hash"]
+__all__ = ["Attachment", "RoomInfo", "Storage", "SQLiteStorage", "MemoryStorage", "token_hash"]
 
 _T = TypeVar("_T")
 
@@ -55,8 +56,26 @@ class RoomInfo:
         return f"RoomInfo(room={self.room!r}, created_ms={self.created_ms}, head={self.head})"
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """What :meth:`Storage.attach` decided, inside the store's transaction."""
+
+    joined: LogEntry | None
+    """The JOINED entry appended (None: the client was already present, nothing appended)."""
+    join_seq: int
+    """Seq of the client's current JOINED entry."""
+    epoch: int
+    """How many times this presence was attached (a later attachment supersedes earlier ones)."""
+
+
 class Storage(abc.ABC):
-    """Persistent per-room ordered logs.  All methods are coroutines; none interprets payloads."""
+    """Persistent per-room ordered logs.  All methods are coroutines; none interprets payloads.
+
+    ``shared`` is True for a store that several delivery nodes use at once (PostgreSQL): the
+    server then fans out through :mod:`.cluster` instead of trusting its own memory.
+    """
+
+    shared = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -75,13 +94,42 @@ class Storage(abc.ABC):
         """Create ``room`` unless it exists; return the room's metadata (existing or new)."""
 
     @abc.abstractmethod
-    async def append(self, room: str, entry: NewEntry, expected_seq: int | None = None) -> LogEntry:
+    async def append(
+        self, room: str, entry: NewEntry, expected_seq: int | None = None, request_id: int | None = None
+    ) -> LogEntry:
         """Append ``entry`` to the room's log and return it with its sequence number.
 
         With ``expected_seq`` the append happens only if the entry gets exactly that sequence
         number (log head + 1); otherwise :class:`SequenceConflictError` is raised and nothing
         changes.  JOINED entries add ``entry.sender`` to the presence table, LEFT and EVICTED
         entries remove it, atomically with the append.  Raises :class:`UnknownRoomError`.
+
+        With ``request_id`` the append is idempotent per (room, sender, request id) while the
+        sender stays present: a retry returns the entry stored the first time (before any
+        ``expected_seq`` check) and appends nothing.
+        """
+
+    @abc.abstractmethod
+    async def attach(self, room: str, entry: NewEntry, owner: str) -> Attachment:
+        """A client (``entry.sender``) connects to node ``owner``, in one transaction.
+
+        If the client is absent, append ``entry`` (a JOINED notice) with :data:`FLAG_CREATOR`
+        set exactly when nobody is present; otherwise append nothing and bump the presence
+        epoch.  Raises :class:`UnknownRoomError`.
+        """
+
+    @abc.abstractmethod
+    async def remove(self, room: str, entry: NewEntry, epoch: int | None = None) -> LogEntry | None:
+        """Append ``entry`` (LEFT or EVICTED) only if its sender is present (at ``epoch`` if given).
+
+        Returns the entry, or None (nothing appended) if the client is absent or was attached
+        again since; so each departure is recorded once even when several nodes try.
+        """
+
+    async def detach(self, room: str, client: str, epoch: int) -> None:
+        """The client's connection (attachment ``epoch``) ended; it stays present.
+
+        Shared stores record when (database clock) so any node can evict it later.
         """
 
     @abc.abstractmethod
@@ -114,12 +162,40 @@ class Storage(abc.ABC):
         return []
 
 
-def _check_append_args(room: str, entry: NewEntry, expected_seq: int | None) -> None:
+def _check_append_args(room: str, entry: NewEntry, expected_seq: int | None, request_id: int | None = None) -> None:
     check_id(room, "room id")
     if not isinstance(entry, NewEntry):
         raise TypeError("entry must be a NewEntry")
     if expected_seq is not None:
         check_seq(expected_seq, "expected_seq", minimum=1)
+    if request_id is not None:
+        if not isinstance(request_id, int) or isinstance(request_id, bool) or not 0 < request_id < 1 << 32:
+            raise ValueError("request_id must be an int in [1, 2**32)")
+        if entry.entry_type != EntryType.MESSAGE:
+            raise ValueError("only MESSAGE appends carry a request id")
+
+
+def _check_attach_args(room: str, entry: NewEntry, owner: str) -> None:
+    _check_append_args(room, entry, None)
+    if entry.entry_type != EntryType.JOINED or entry.flags:
+        raise ValueError("attach needs a JOINED entry without flags (the store decides the creator flag)")
+    if not isinstance(owner, str) or not owner:
+        raise ValueError("owner must be a non-empty node id")
+
+
+def _check_remove_args(room: str, entry: NewEntry, epoch: int | None) -> None:
+    _check_append_args(room, entry, None)
+    if entry.entry_type not in (EntryType.LEFT, EntryType.EVICTED):
+        raise ValueError("remove needs a LEFT or EVICTED entry")
+    if epoch is not None:
+        check_seq(epoch, "epoch", minimum=1)
+
+
+def _creator(entry: NewEntry, creator: bool) -> NewEntry:
+    """``entry`` (JOINED) with :data:`FLAG_CREATOR` iff ``creator``."""
+    if not creator:
+        return entry
+    return NewEntry(entry.entry_type, entry.sender, entry.timestamp_ms, entry.kind, entry.payload, FLAG_CREATOR)
 
 
 _SCHEMA = """
@@ -202,8 +278,7 @@ class SQLiteStorage(Storage):
                 row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
                     conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (_SCHEMA_VERSION,))
-                elif row[0] != _SCHEMA_VERSION:
-                    raise StorageError(f"unsupported database schema version {row[0]!r}")
+                migrate_sqlite(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -252,39 +327,97 @@ class SQLiteStorage(Storage):
 
         return await self._run(q)
 
-    async def append(self, room: str, entry: NewEntry, expected_seq: int | None = None) -> LogEntry:
-        _check_append_args(room, entry, expected_seq)
-
-        def q(conn: sqlite3.Connection) -> LogEntry:
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        def q(conn: sqlite3.Connection) -> _T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT head FROM rooms WHERE room=?", (room,)).fetchone()
-                if row is None:
-                    raise UnknownRoomError(f"unknown room {room!r}")
-                seq = row[0] + 1
-                if expected_seq is not None and expected_seq != seq:
-                    raise SequenceConflictError(row[0], expected_seq)
-                stored = entry.with_seq(seq)
-                conn.execute(
-                    "INSERT INTO entries(room, seq, ts, type, flags, sender, kind, payload) VALUES (?,?,?,?,?,?,?,?)",
-                    (room, seq, stored.timestamp_ms, int(stored.entry_type), stored.flags, stored.sender,
-                     stored.kind, stored.payload),
-                )
-                conn.execute("UPDATE rooms SET head=? WHERE room=?", (seq, room))
-                if stored.entry_type == EntryType.JOINED:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO presence(room, client, join_seq) VALUES (?,?,?)",
-                        (room, stored.sender, seq),
-                    )
-                elif stored.entry_type in (EntryType.LEFT, EntryType.EVICTED):
-                    conn.execute("DELETE FROM presence WHERE room=? AND client=?", (room, stored.sender))
-                conn.execute("COMMIT")
-                return stored
+                result = fn(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            conn.execute("COMMIT")
+            return result
 
         return await self._run(q)
+
+    @staticmethod
+    def _append_in(
+        conn: sqlite3.Connection, room: str, entry: NewEntry, expected_seq: int | None, request_id: int | None
+    ) -> LogEntry:
+        row = conn.execute("SELECT head FROM rooms WHERE room=?", (room,)).fetchone()
+        if row is None:
+            raise UnknownRoomError(f"unknown room {room!r}")
+        if request_id is not None:
+            done = conn.execute(
+                "SELECT e.seq, e.ts, e.type, e.flags, e.sender, e.kind, e.payload FROM requests r "
+                "JOIN entries e ON e.room=r.room AND e.seq=r.seq WHERE r.room=? AND r.client=? AND r.request_id=?",
+                (room, entry.sender, request_id),
+            ).fetchone()
+            if done is not None:
+                return LogEntry(done[0], done[1], EntryType(done[2]), done[3], done[4], done[5], bytes(done[6]))
+        seq = row[0] + 1
+        if expected_seq is not None and expected_seq != seq:
+            raise SequenceConflictError(row[0], expected_seq)
+        stored = entry.with_seq(seq)
+        conn.execute(
+            "INSERT INTO entries(room, seq, ts, type, flags, sender, kind, payload) VALUES (?,?,?,?,?,?,?,?)",
+            (room, seq, stored.timestamp_ms, int(stored.entry_type), stored.flags, stored.sender,
+             stored.kind, stored.payload),
+        )
+        conn.execute("UPDATE rooms SET head=? WHERE room=?", (seq, room))
+        if stored.entry_type == EntryType.JOINED:
+            conn.execute(
+                "INSERT OR REPLACE INTO presence(room, client, join_seq, epoch) VALUES (?,?,?,1)",
+                (room, stored.sender, seq),
+            )
+        elif stored.entry_type in (EntryType.LEFT, EntryType.EVICTED):
+            conn.execute("DELETE FROM presence WHERE room=? AND client=?", (room, stored.sender))
+            conn.execute("DELETE FROM requests WHERE room=? AND client=?", (room, stored.sender))
+        elif request_id is not None:
+            conn.execute(
+                "INSERT INTO requests(room, client, request_id, seq) VALUES (?,?,?,?)",
+                (room, stored.sender, request_id, seq),
+            )
+        return stored
+
+    async def append(
+        self, room: str, entry: NewEntry, expected_seq: int | None = None, request_id: int | None = None
+    ) -> LogEntry:
+        _check_append_args(room, entry, expected_seq, request_id)
+        return await self._transaction(lambda conn: self._append_in(conn, room, entry, expected_seq, request_id))
+
+    async def attach(self, room: str, entry: NewEntry, owner: str) -> Attachment:
+        _check_attach_args(room, entry, owner)
+
+        def q(conn: sqlite3.Connection) -> Attachment:
+            if conn.execute("SELECT 1 FROM rooms WHERE room=?", (room,)).fetchone() is None:
+                raise UnknownRoomError(f"unknown room {room!r}")
+            row = conn.execute(
+                "SELECT join_seq, epoch FROM presence WHERE room=? AND client=?", (room, entry.sender)
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "UPDATE presence SET epoch=epoch+1 WHERE room=? AND client=?", (room, entry.sender)
+                )
+                return Attachment(None, row[0], row[1] + 1)
+            anyone = conn.execute("SELECT 1 FROM presence WHERE room=? LIMIT 1", (room,)).fetchone()
+            joined = self._append_in(conn, room, _creator(entry, anyone is None), None, None)
+            return Attachment(joined, joined.seq, 1)
+
+        return await self._transaction(q)
+
+    async def remove(self, room: str, entry: NewEntry, epoch: int | None = None) -> LogEntry | None:
+        _check_remove_args(room, entry, epoch)
+
+        def q(conn: sqlite3.Connection) -> LogEntry | None:
+            row = conn.execute(
+                "SELECT epoch FROM presence WHERE room=? AND client=?", (room, entry.sender)
+            ).fetchone()
+            if row is None or (epoch is not None and row[0] != epoch):
+                return None
+            return self._append_in(conn, room, entry, None, None)
+
+        return await self._transaction(q)
 
     async def read(self, room: str, after_seq: int, limit: int) -> list[LogEntry]:
         check_id(room, "room id")
@@ -360,6 +493,8 @@ class MemoryStorage(Storage):
         self._rooms: dict[str, RoomInfo] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._presence: dict[str, dict[str, int]] = {}
+        self._epochs: dict[tuple[str, str], int] = {}
+        self._requests: dict[tuple[str, str, int], int] = {}
 
     async def open(self) -> None:
         return None
@@ -382,11 +517,15 @@ class MemoryStorage(Storage):
             self._presence[room] = {}
         return self._rooms[room]
 
-    async def append(self, room: str, entry: NewEntry, expected_seq: int | None = None) -> LogEntry:
-        _check_append_args(room, entry, expected_seq)
+    async def append(
+        self, room: str, entry: NewEntry, expected_seq: int | None = None, request_id: int | None = None
+    ) -> LogEntry:
+        _check_append_args(room, entry, expected_seq, request_id)
         info = self._rooms.get(room)
         if info is None:
             raise UnknownRoomError(f"unknown room {room!r}")
+        if request_id is not None and (room, entry.sender, request_id) in self._requests:
+            return self._logs[room][self._requests[room, entry.sender, request_id] - 1]
         seq = info.head + 1
         if expected_seq is not None and expected_seq != seq:
             raise SequenceConflictError(info.head, expected_seq)
@@ -395,9 +534,33 @@ class MemoryStorage(Storage):
         self._rooms[room] = RoomInfo(room, info.token_hash, info.created_ms, seq)
         if stored.entry_type == EntryType.JOINED:
             self._presence[room][stored.sender] = seq
+            self._epochs[room, stored.sender] = 1
         elif stored.entry_type in (EntryType.LEFT, EntryType.EVICTED):
             self._presence[room].pop(stored.sender, None)
+            self._epochs.pop((room, stored.sender), None)
+            for key in [k for k in self._requests if k[0] == room and k[1] == stored.sender]:
+                del self._requests[key]
+        elif request_id is not None:
+            self._requests[room, stored.sender, request_id] = seq
         return stored
+
+    async def attach(self, room: str, entry: NewEntry, owner: str) -> Attachment:
+        _check_attach_args(room, entry, owner)
+        if room not in self._rooms:
+            raise UnknownRoomError(f"unknown room {room!r}")
+        present = self._presence[room]
+        if entry.sender in present:
+            self._epochs[room, entry.sender] += 1
+            return Attachment(None, present[entry.sender], self._epochs[room, entry.sender])
+        joined = await self.append(room, _creator(entry, not present))
+        return Attachment(joined, joined.seq, 1)
+
+    async def remove(self, room: str, entry: NewEntry, epoch: int | None = None) -> LogEntry | None:
+        _check_remove_args(room, entry, epoch)
+        current = self._epochs.get((room, entry.sender))
+        if current is None or (epoch is not None and current != epoch):
+            return None
+        return await self.append(room, entry)
 
     async def read(self, room: str, after_seq: int, limit: int) -> list[LogEntry]:
         check_id(room, "room id")
