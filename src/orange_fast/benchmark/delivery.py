@@ -56,6 +56,25 @@ _HEADER = struct.Struct(">IId")  # client index, counter, send time (monotonic)
 _KIND = "bench"
 
 
+def _load_test_flags() -> tuple[str, ...]:
+    """``serve`` flags for a load test from 127.0.0.1, where this version of ``serve`` has them.
+
+    Shared room tokens (the generator's clients all know the room token), no per-address caps
+    (every client comes from 127.0.0.1) and no overload shedding (the benchmark measures where
+    latency runs away).
+    """
+    import argparse
+
+    from ..delivery import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    known = {option for action in parser._actions for option in action.option_strings}
+    wanted = (("--insecure-room-tokens",), ("--max-connections-per-address", "0"), ("--hellos-per-second", "0"),
+              ("--overload-lag", "0"))
+    return tuple(part for flag in wanted if flag[0] in known for part in flag)
+
+
 class NodeProcess:
     """One ``orange-fast serve`` process (started with ``--port 0``; :attr:`url` parsed from its banner)."""
 
@@ -67,7 +86,7 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orange_fast.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--db", db,
              "--log-level", "WARNING", "--eviction-timeout", str(eviction_timeout),
-             "--heartbeat-interval", str(heartbeat_interval), "--rate-messages", "1000", *extra],
+             "--heartbeat-interval", str(heartbeat_interval), "--rate-messages", "1000", *_load_test_flags(), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
         )
         assert self.proc.stdout is not None
