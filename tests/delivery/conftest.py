@@ -1,7 +1,7 @@
 """Fixtures for the delivery-service tests: real servers on 127.0.0.1:0 over real SQLite files and a real
 PostgreSQL (started once per session in a temp folder; tests on it skip with the reason where it is absent).
 
-``make_server`` is parametrized over both stores, so every server-semantics test runs on each.
+``make_server`` is parametrized over both stores in the modules of ``_BOTH_STORES`` (server semantics).
 """
 
 from __future__ import annotations
@@ -41,14 +41,25 @@ def pg_database(postgres: LocalPostgres) -> Callable[[], str]:
     return lambda: postgres.create_database(f"t{next(_databases)}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Storage]:
+# Modules whose server tests run on both stores; other modules' make_server uses SQLite (their tests may
+# look at the SQLite file itself).
+_BOTH_STORES = frozenset({"test_delivery_server", "test_delivery_fuzz"})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_kind" in metafunc.fixturenames:
+        both = metafunc.module.__name__.rsplit(".", 1)[-1] in _BOTH_STORES
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"] if both else ["sqlite"])
+
+
+@pytest.fixture
+def make_storage(request: pytest.FixtureRequest, tmp_path: Path, store_kind: str) -> Callable[..., Storage]:
     """``make(db=None)``: a new store; the same ``db`` path names the same SQLite file or PostgreSQL database."""
     dsns: dict[str, str] = {}
 
     def make(db: Path | None = None) -> Storage:
         path = Path(db or tmp_path / "log.db")
-        if request.param == "sqlite":
+        if store_kind == "sqlite":
             return SQLiteStorage(path, synchronous="NORMAL")
         if str(path) not in dsns:
             dsns[str(path)] = request.getfixturevalue("pg_database")()
