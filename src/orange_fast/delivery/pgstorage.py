@@ -168,7 +168,7 @@ class PostgresStorage(Storage):
         )
         if row[0] == 1:
             raise UnknownRoomError(f"unknown room {room!r}")
-        if row[0] == 2:
+        if row[0] == 2 and expected_seq is not None:
             raise SequenceConflictError(row[1], expected_seq)
         return _entry(tuple(row)[1:])
 
