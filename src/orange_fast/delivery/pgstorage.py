@@ -168,8 +168,10 @@ class PostgresStorage(Storage):
         )
         if row[0] == 1:
             raise UnknownRoomError(f"unknown room {room!r}")
-        if row[0] == 2:
+        if row[0] == 2 and expected_seq is not None:
             raise SequenceConflictError(row[1], expected_seq)
+        if row[0] != 0:
+            raise StorageError(f"orange_fast_append returned status {row[0]}")
         return _entry(tuple(row)[1:])
 
     async def append(
