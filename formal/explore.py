@@ -547,7 +547,8 @@ class Model:
                 ns = _mk(s, b=replace(b, duplicates=b.duplicates - 1))
                 out.append((f"duplicate {e.seq} to {name}", _run(w, i, ns, Delivered(e))))
             elif kind == "disconnect":
-                ns = _mk(s, b=replace(b, disconnects=b.disconnects - 1), connected=False, outbox=(), results=(), catchup=None)
+                nb = replace(b, disconnects=b.disconnects - 1)
+                ns = _mk(s, b=nb, connected=False, outbox=(), results=(), catchup=None)
                 out.append((f"disconnect {name}", _run(w, i, ns, Disconnected())))
             elif kind == "tick":
                 out.append((f"tick {name}", _run(w, i, _mk(s, b=replace(b, ticks=b.ticks - 1)), Tick())))
@@ -557,7 +558,8 @@ class Model:
                 ns = _mk(nw.slots[i], status="gone", connected=False, outbox=(), results=(), catchup=None)
                 out.append((f"leave {name}", _set(nw, i, ns)))
             elif kind == "crash":
-                ns = _mk(s, b=replace(b, crashes=b.crashes - 1), status="crashed", connected=False, results=(), catchup=None)
+                nb = replace(b, crashes=b.crashes - 1)
+                ns = _mk(s, b=nb, status="crashed", connected=False, results=(), catchup=None)
                 out.append((f"crash {name}", _set(w, i, ns)))
             else:
                 out.append((f"settle {name}", _set(w, i, _mk(s, b=NO_FAULTS))))
@@ -806,7 +808,9 @@ def explore(
     if check_acyclic and not queue and not violations:
         cyclic = _states_on_cycles(edges)
         if cyclic:
-            violations.append(f"liveness: {len(cyclic)} states on or after a cycle (livelock); trace: {trace(cyclic[0])}")
+            violations.append(
+                f"liveness: {len(cyclic)} states on or after a cycle (livelock); trace: {trace(cyclic[0])}"
+            )
     complete = not queue and not violations
     return Result(
         len(seen), transitions, violations, time.perf_counter() - t0, max_log, complete, terminal, frozenset(terminals)
@@ -851,7 +855,9 @@ def explore_many(configs: Sequence[dict], workers: int | None = None) -> list[Re
 
 
 # first words of the labels of environment events (random walks pick them only now and then)
-_FAULTS = frozenset({"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"})
+_FAULTS = frozenset(
+    {"crash", "restart", "disconnect", "duplicate", "false-evict", "leave", "tick", "visitor", "arrive"}
+)
 
 
 def _stops(label: str) -> bool:

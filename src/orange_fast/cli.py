@@ -22,7 +22,10 @@ __all__ = ["COMMANDS", "main", "build_parser"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("orange_fast.delivery.command", "run the delivery service until SIGINT/SIGTERM"),
     "token": ("orange_fast.delivery.token_command", "issue a delivery-service access token (or create a token key)"),
-    "bench": ("orange_fast.benchmark.command", "end-to-end call benchmark per participant count (`bench frames`: per frame)"),
+    "bench": (
+        "orange_fast.benchmark.command",
+        "end-to-end call benchmark per participant count (`bench frames`: per frame)",
+    ),
     "call": ("orange_fast.harness.command", "E2EE call demo: aiortc participants through a Janus SFU"),
     "record": ("orange_fast.recorder.command", "record an E2EE call as a member: one file per remote"),
 }

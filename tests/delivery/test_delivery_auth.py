@@ -176,7 +176,9 @@ def base64_equivalent(a: bytes, b: bytes) -> bool:
 
 
 @pytest.mark.asyncio
-async def test_member_cannot_take_over_another_client_id(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_member_cannot_take_over_another_client_id(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     """Issue 9 finding 3: on main, any member's DeliveryClient(url, room, token, "alice") supersedes alice."""
     key = hs_key()
     server = await make_server(auth=AccessTokens(key))
@@ -209,7 +211,9 @@ async def superseded(client: DeliveryClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_shared_room_tokens_still_allow_the_takeover(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_shared_room_tokens_still_allow_the_takeover(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     """The embedded default (shared room tokens) keeps main's behaviour, which is why the CLI does not use it."""
     server = await make_server()
     alice = await make_client(server, "alice", reconnect=False)
@@ -297,7 +301,10 @@ async def wait_reconnected(client: DeliveryClient) -> None:
 
 @pytest.mark.asyncio
 async def test_hostile_tokens_against_a_running_server(make_server: ServerFactory, make_client: ClientFactory) -> None:
-    """Random bytes and one-character mutations of a valid token: AUTH_FAILED each, nothing stored, members unaffected."""
+    """Random bytes and one-character mutations of a valid token.
+
+    AUTH_FAILED each, nothing stored, members unaffected.
+    """
     import random
 
     key = hs_key()

@@ -49,7 +49,9 @@ async def stop_serve(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM
 @pytest.mark.timeout(60)
 async def test_serve_subprocess_persists_across_restart(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
-    proc, url = await start_serve(db, "--insecure-room-tokens", "--heartbeat-interval", "0.5", "--eviction-timeout", "10")
+    proc, url = await start_serve(
+        db, "--insecure-room-tokens", "--heartbeat-interval", "0.5", "--eviction-timeout", "10"
+    )
     try:
         alice = DeliveryClient(url, "room", TOKEN, "alice", reconnect=False)
         await alice.connect()
@@ -87,7 +89,8 @@ def test_cli_help_lists_serve_and_rejects_unknown(capsys: pytest.CaptureFixture[
 
 
 def test_serve_rejects_bad_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert cli.main(["serve", "--db", str(tmp_path / "x.db"), "--insecure-room-tokens", "--eviction-timeout", "-1"]) == 2
+    args = ["serve", "--db", str(tmp_path / "x.db"), "--insecure-room-tokens", "--eviction-timeout", "-1"]
+    assert cli.main(args) == 2
     assert "eviction_timeout" in capsys.readouterr().err
     assert not (tmp_path / "x.db").exists()
 

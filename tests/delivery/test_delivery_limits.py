@@ -203,7 +203,9 @@ async def test_room_cap(make_server: ServerFactory, make_client: ClientFactory) 
 
 
 @pytest.mark.asyncio
-async def test_rooms_leave_memory_when_nobody_is_present(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_rooms_leave_memory_when_nobody_is_present(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     server = await make_server(eviction_timeout=1.0, heartbeat_interval=0.2)
     alice = await make_client(server, "alice", room="r1", reconnect=False)
     bob = await make_client(server, "bob", room="r2", reconnect=False)
@@ -220,7 +222,9 @@ async def test_rooms_leave_memory_when_nobody_is_present(make_server: ServerFact
 
 
 @pytest.mark.asyncio
-async def test_retention_deletes_logs_of_abandoned_rooms(make_server: ServerFactory, make_client: ClientFactory) -> None:
+async def test_retention_deletes_logs_of_abandoned_rooms(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
     now = [1_000_000.0]
     server = await make_server(limits=ServerLimits(room_retention=3600.0), clock=lambda: now[0])
     gone = await make_client(server, "alice", room="gone", reconnect=False)

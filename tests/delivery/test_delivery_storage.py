@@ -359,7 +359,9 @@ async def _replay(store: Storage, room: str, ops: list[tuple[str, str, int]]) ->
 
 
 @pytest.mark.asyncio
-async def test_sqlite_and_postgresql_agree_with_the_memory_model(tmp_path: Path, pg_database: Callable[[], str]) -> None:
+async def test_sqlite_and_postgresql_agree_with_the_memory_model(
+    tmp_path: Path, pg_database: Callable[[], str]
+) -> None:
     """Random attach/remove/append/CAS/retry sequences give identical results on all three stores."""
     stores: list[Storage] = [MemoryStorage(), SQLiteStorage(tmp_path / "p.db", synchronous="NORMAL"),
                              PostgresStorage(pg_database())]

@@ -93,7 +93,9 @@ def test_listed_publishers_rejects_any_malformed_answer_with_type_error(data: ob
 
 
 def test_listed_publishers_examples() -> None:
-    answer = {"participants": [{"id": 7, "publisher": True}, {"id": 8, "publisher": False}, {"id": "9", "publisher": True}]}
+    answer = {
+        "participants": [{"id": 7, "publisher": True}, {"id": 8, "publisher": False}, {"id": "9", "publisher": True}]
+    }
     assert listed_publishers(answer) == {7}
     assert listed_publishers({}) == set()
     with pytest.raises(TypeError):

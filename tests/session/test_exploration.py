@@ -57,7 +57,9 @@ SLOW = [
     pytest.param(4, budget(crashes=1, restarts=1), [3], id="4users-joiner-crash-restart"),  # 796,644
     pytest.param(5, budget(ticks=1), [0], id="5users-update"),  # 697,950
     # faults combined: the committer crashes, restarts, loses its connection, sees a duplicate
-    pytest.param(3, budget(crashes=1, restarts=1, disconnects=1, duplicates=1), [0], id="3users-committer-faults"),  # 2,754,509
+    pytest.param(
+        3, budget(crashes=1, restarts=1, disconnects=1, duplicates=1), [0], id="3users-committer-faults"
+    ),  # 2,754,509
 ]
 
 
@@ -145,7 +147,9 @@ def test_cycle_detection() -> None:
 
 # --------------------------------------------------------------------------- random walks, larger worlds
 
-ALL_FAULTS = Budget(crashes=2, restarts=2, disconnects=2, duplicates=2, false_evictions=2, leaves=2, visitors=2, ticks=3)
+ALL_FAULTS = Budget(
+    crashes=2, restarts=2, disconnects=2, duplicates=2, false_evictions=2, leaves=2, visitors=2, ticks=3
+)
 
 
 @pytest.mark.parametrize("users", [4, 5])

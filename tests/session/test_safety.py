@@ -30,7 +30,9 @@ def test_hand_worked_digest() -> None:
 
 
 def test_hand_worked_rendering() -> None:
-    digest = bytes.fromhex("0000" "0001" "ffff" "3039" "8000" "000a" "2710" "d431" "0100" "7fff" "00ff" "1234") + b"\x99" * 8
+    digest = bytes.fromhex(
+        "0000" "0001" "ffff" "3039" "8000" "000a" "2710" "d431" "0100" "7fff" "00ff" "1234"
+    ) + b"\x99" * 8
     assert render_digits(digest) == "00000 00001 65535 12345 32768 00010 10000 54321 00256 32767 00255 04660"
 
 

@@ -138,7 +138,8 @@ async def test_reprs_and_logs_hold_no_secrets(tmp_path: Path, caplog: pytest.Log
             TOKEN.hex(),
             TOKEN.decode(),
         ]
-        text = caplog.text + repr(clients[0]) + repr(clients[0].roster) + repr(clients[0].ops) + repr(clients[0].frame_keys)
+        text = caplog.text + repr(clients[0]) + repr(clients[0].roster) + repr(clients[0].ops)
+        text += repr(clients[0].frame_keys)
         text += repr(clients[0].status())
         for s in secrets:
             assert s not in text

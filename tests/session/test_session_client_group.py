@@ -78,7 +78,8 @@ async def test_removed_member_and_newcomer_cannot_read_other_epochs(tmp_path: Pa
         assert not can_decrypt(leaver, new_frame)
         assert old_group.epoch == old_epoch
         from orange_fast.session.keys import EXPORTER_LABEL
-        assert old_group.export_secret(EXPORTER_LABEL, b"", 16) != clients[0].ops.group.export_secret(EXPORTER_LABEL, b"", 16)
+        new_group = clients[0].ops.group
+        assert old_group.export_secret(EXPORTER_LABEL, b"", 16) != new_group.export_secret(EXPORTER_LABEL, b"", 16)
         # Frames of the previous epoch still decrypt for members (grace period) ...
         assert can_decrypt(clients[2], before)
         # ... but a newcomer cannot read frames from before it joined.

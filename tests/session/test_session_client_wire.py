@@ -56,7 +56,8 @@ def test_commit_round_trip_with_known_key_packages() -> None:
     assert waiting.body == Rejected("bob", "KeyPackage reuses a key seen before in this room")
     from orange_fast.session.committer import Waiting
 
-    body = CommitMsg(3, 7, (Waiting(MemberRef("bob", ref), data),), (MemberRef("carol", b"\x01" * 32),), b"commit", b"welcome")
+    carol = MemberRef("carol", b"\x01" * 32)
+    body = CommitMsg(3, 7, (Waiting(MemberRef("bob", ref), data),), (carol,), b"commit", b"welcome")
     kind, payload = encode_body(body)
     assert kind == KIND_COMMIT
     back = dec.decode(_entry(2, "alice", kind, payload))

@@ -71,6 +71,8 @@ async def test_node_delivery_client_refuses_a_gap() -> None:
 
     async with websockets.serve(hostile, "127.0.0.1", 0) as srv:
         port = srv.sockets[0].getsockname()[1]
-        report = await run_delivery_probe(url=f"ws://127.0.0.1:{port}", room="room", token="00", client="n", scenario="gap")
+        report = await run_delivery_probe(
+            url=f"ws://127.0.0.1:{port}", room="room", token="00", client="n", scenario="gap"
+        )
     assert report["entries"] == [["1", 0, "x", "k"]]
     assert report["ended"] == "ProtocolError" and report["failure"] == "ProtocolError"

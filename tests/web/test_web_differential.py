@@ -180,8 +180,13 @@ frames = st.one_of(
         )
     ),
     st.builds(P.LogEntry, st.integers(1, 2**63 - 1), seqs, st.just(0), st.just(0), ids, kinds, st.binary(max_size=50)),
-    st.builds(P.LogEntry, st.integers(1, 2**63 - 1), seqs, st.just(1), st.integers(0, 1), ids, st.just(""), st.binary(max_size=50)),
-    st.builds(P.LogEntry, st.integers(1, 2**63 - 1), seqs, st.sampled_from([2, 3]), st.just(0), ids, st.just(""), st.just(b"")),
+    st.builds(
+        P.LogEntry,
+        st.integers(1, 2**63 - 1), seqs, st.just(1), st.integers(0, 1), ids, st.just(""), st.binary(max_size=50),
+    ),
+    st.builds(
+        P.LogEntry, st.integers(1, 2**63 - 1), seqs, st.sampled_from([2, 3]), st.just(0), ids, st.just(""), st.just(b"")
+    ),
 )
 
 
@@ -191,7 +196,8 @@ TS_ERROR_CODES = set(range(1, 17))
 
 def ts_knows_newer_error_code(data: bytes) -> bool:
     """An ERROR frame whose code TypeScript knows but this Python's ErrorCode does not."""
-    return len(data) >= 3 and data[0] == 0x84 and int.from_bytes(data[1:3], "big") in TS_ERROR_CODES - {int(c) for c in P.ErrorCode}
+    ts_only = TS_ERROR_CODES - {int(c) for c in P.ErrorCode}
+    return len(data) >= 3 and data[0] == 0x84 and int.from_bytes(data[1:3], "big") in ts_only
 
 
 def py_decode(data: bytes) -> bytes | None:
@@ -216,7 +222,10 @@ def test_delivery_codec_agrees_on_valid_and_mutated_frames(oracle, frame, data):
         mutated += data.draw(st.binary(min_size=1, max_size=3))
     else:
         i = data.draw(st.integers(0, len(mutated) - 1))
-        mutated[i] = data.draw(st.integers(0, 255)) if how == "byte" else mutated[i] ^ (1 << data.draw(st.integers(0, 7)))
+        if how == "byte":
+            mutated[i] = data.draw(st.integers(0, 255))
+        else:
+            mutated[i] ^= 1 << data.draw(st.integers(0, 7))
     expected = py_decode(bytes(mutated))
     got = oracle.ask("delivery_decode", data=mutated.hex())
     if expected is None and ts_knows_newer_error_code(bytes(mutated)):
@@ -231,7 +240,8 @@ def test_delivery_codec_refuses_what_python_refuses(oracle):
     cases = [b"", b"\x00", b"\x03\x00", b"\x10" + b"\x00" * 7, b"\x84" + struct.pack(">HIBQH", 99, 0, 0, 0, 0)]
     cases.append(b"\x84" + struct.pack(">HIBQH", 1, 0, 2, 0, 0))  # fatal flag 2
     cases.append(b"\x81\x01" + struct.pack(">QQQIII", 1, 2, 0, 0, 0, 0))  # join_seq > head_seq
-    cases.append(b"\x82" + struct.pack(">QQBB", 1, 0, 2, 0) + b"\x01a\x00" + struct.pack(">I", 1) + b"x")  # LEFT+payload
+    # LEFT with a payload
+    cases.append(b"\x82" + struct.pack(">QQBB", 1, 0, 2, 0) + b"\x01a\x00" + struct.pack(">I", 1) + b"x")
     for case in cases:
         assert py_decode(case) is None
         assert oracle.ask("delivery_decode", data=case.hex()).get("error") == "MalformedFrameError", case.hex()

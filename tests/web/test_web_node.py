@@ -15,7 +15,9 @@ def test_npm_test_passes() -> None:
     require_node()
     npm = shutil.which("npm")
     assert npm is not None
-    run = subprocess.run([npm, "test"], cwd=WEB, env=node_env(), capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(
+        [npm, "test"], cwd=WEB, env=node_env(), capture_output=True, text=True, timeout=300, check=False
+    )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     counts = {k: int(v) for k, v in re.findall(r"^# (tests|pass|fail|skipped|cancelled) (\d+)$", out, re.MULTILINE)}
@@ -38,7 +40,9 @@ def test_bundle_loads_and_round_trips_a_frame() -> None:
       const pt = new TextDecoder().decode(await rx.decrypt(ct));
       console.log(JSON.stringify({{pt, session: typeof m.SessionClient, safety: typeof m.safetyNumber}}));
     """
-    run = subprocess.run([exe, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60, cwd="/", check=False)
+    run = subprocess.run(
+        [exe, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60, cwd="/", check=False
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"pt": "hello", "session": "function", "safety": "function"}
 

@@ -41,7 +41,8 @@ def pool(oracle: Oracle) -> list[tuple[str, bytes]]:
     kps = []
     for ident in IDS:
         for _ in range(2):
-            kp, _private = KeyPackage.generate(CipherSuite(1), ident.encode(), SignatureKeyPair.generate(CipherSuite(1)))
+            signer = SignatureKeyPair.generate(CipherSuite(1))
+            kp, _private = KeyPackage.generate(CipherSuite(1), ident.encode(), signer)
             kps.append((ident, kp.to_bytes()))
             kps.append((ident, bytes.fromhex(oracle.ask("new_kp", identity=ident)["kp"])))
     return kps
@@ -90,7 +91,9 @@ def build_log(pool: list[tuple[str, bytes]], plan: list[tuple[Any, ...]]) -> lis
 
 plans = st.lists(
     st.tuples(
-        st.sampled_from(["kp", "kp", "kp", "kp-flip", "kp-cut", "create", "commit", "commit", "update", "garbage", "notice"]),
+        st.sampled_from(
+            ["kp", "kp", "kp", "kp-flip", "kp-cut", "create", "commit", "commit", "update", "garbage", "notice"]
+        ),
         st.sampled_from(IDS),
         st.integers(0, 11),
         st.integers(0, 2000),
@@ -127,7 +130,10 @@ def test_honest_key_packages_of_both_sides_are_accepted_by_both(oracle, pool):
     got = oracle.ask(
         "wire_decode",
         entries=[
-            {"seq": e.seq, "ts": e.timestamp_ms, "entry_type": 0, "sender": e.sender, "kind": e.kind, "payload": e.payload.hex()}
+            {
+                "seq": e.seq, "ts": e.timestamp_ms, "entry_type": 0, "sender": e.sender, "kind": e.kind,
+                "payload": e.payload.hex(),
+            }
             for e in build_log(pool, plan)
         ],
     )
@@ -140,7 +146,14 @@ def test_bodies_encode_alike(oracle, gen, epoch, n, data):
     refs = [MemberRef(data.draw(st.sampled_from(IDS)), data.draw(st.binary(min_size=1, max_size=32))) for _ in range(n)]
     welcome = data.draw(st.one_of(st.none(), st.binary(min_size=1, max_size=64)))
     bodies = [
-        CommitMsg(gen, epoch, tuple(Waiting(r, b"KP") for r in refs), tuple(refs[:1]), data.draw(st.binary(min_size=1)), welcome),
+        CommitMsg(
+            gen,
+            epoch,
+            tuple(Waiting(r, b"KP") for r in refs),
+            tuple(refs[:1]),
+            data.draw(st.binary(min_size=1)),
+            welcome,
+        ),
         CreateMsg(data.draw(st.binary(min_size=1, max_size=64))),
         UpdateProposalMsg(gen, epoch, data.draw(st.binary(min_size=1))),
     ]
@@ -152,7 +165,9 @@ def test_bodies_encode_alike(oracle, gen, epoch, n, data):
 def test_commits_name_published_key_packages_only(oracle, pool):
     """Sanity: a commit adding a published KeyPackage of its publisher is accepted by both; one
     naming it under another client, or naming one never published, is rejected by both."""
-    plan = [("kp", pool[0][0], 0, 0, 0), ("commit", "bob", 0, 0, 1), ("commit", "bob", 0, 0, 2), ("commit", "bob", 3, 0, 1)]
+    plan = [
+        ("kp", pool[0][0], 0, 0, 0), ("commit", "bob", 0, 0, 1), ("commit", "bob", 0, 0, 2), ("commit", "bob", 3, 0, 1)
+    ]
     entries = build_log(pool, plan)
     decoder = WireDecoder(1)
     expected = [decoded_json(decoder.decode(e))["type"] for e in entries]
@@ -160,7 +175,10 @@ def test_commits_name_published_key_packages_only(oracle, pool):
     got = oracle.ask(
         "wire_decode",
         entries=[
-            {"seq": e.seq, "ts": e.timestamp_ms, "entry_type": 0, "sender": e.sender, "kind": e.kind, "payload": e.payload.hex()}
+            {
+                "seq": e.seq, "ts": e.timestamp_ms, "entry_type": 0, "sender": e.sender, "kind": e.kind,
+                "payload": e.payload.hex(),
+            }
             for e in entries
         ],
     )

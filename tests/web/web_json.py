@@ -1,4 +1,7 @@
-"""JSON forms of the committer's bodies, events, actions and views, as web/test/tools/oracle.ts reads and writes them."""
+"""JSON forms of the committer's bodies, events, actions and views.
+
+As web/test/tools/oracle.ts reads and writes them.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +59,9 @@ def body_json(b: Any) -> dict[str, Any]:
     assert isinstance(b, CommitMsg)
     return {
         "type": "commit", "gen": b.gen, "epoch": b.epoch,
-        "adds": [{"client": w.ref.client, "kpId": w.ref.kp_id.hex(), "keyPackage": w.key_package.hex()} for w in b.adds],
+        "adds": [
+            {"client": w.ref.client, "kpId": w.ref.kp_id.hex(), "keyPackage": w.key_package.hex()} for w in b.adds
+        ],
         "removes": [{"client": r.client, "kpId": r.kp_id.hex()} for r in b.removes],
         "commit": b.commit.hex(), "welcome": None if b.welcome is None else b.welcome.hex(),
     }
@@ -64,7 +69,8 @@ def body_json(b: Any) -> dict[str, Any]:
 
 def event_json(e: Any) -> dict[str, Any]:
     if isinstance(e, Delivered):
-        return {"type": "delivered", "entry": {"seq": e.entry.seq, "sender": e.entry.sender, "body": body_json(e.entry.body)}}
+        entry = {"seq": e.entry.seq, "sender": e.entry.sender, "body": body_json(e.entry.body)}
+        return {"type": "delivered", "entry": entry}
     if isinstance(e, CaughtUp):
         return {"type": "caught_up", "head": e.head}
     if isinstance(e, AppendResult):

@@ -161,7 +161,9 @@ class NodePeer:
                 await self.kill()
 
 
-async def start_python_client(url: str, client_id: str, room: str = "room", token: bytes = TOKEN, **config_fields: Any) -> Any:
+async def start_python_client(
+    url: str, client_id: str, room: str = "room", token: bytes = TOKEN, **config_fields: Any
+) -> Any:
     """A Python SessionClient with the fast timers the web tests use (``config_fields``: SessionConfig overrides)."""
     from orange_fast.session.client import SessionClient, SessionConfig
 

@@ -319,10 +319,10 @@ def _run_naive(w: _Workload, cfg: CallConfig, ov: int) -> _Measure:
             if not fr:
                 continue
             batch = [cts[f] for f in fr]
-            keys = recv_keys[r]
+            rkeys = recv_keys[r]
             t0 = pc()
             try:
-                out: list[bytes | None] = list(_naive_receive(keys, batch))
+                out: list[bytes | None] = list(_naive_receive(rkeys, batch))
             except Exception:  # noqa: BLE001 - the baseline raises cryptography's InvalidTag
                 out = [None] * len(batch)
             t1 = pc()
@@ -344,6 +344,13 @@ class _LimitKeys:
         self.send = [LimitKey(suite, keys[i], kids[i], True) for i in range(w.n)]
         self.recv = [[LimitKey(suite, keys[s], kids[s], False) if s != r else None for s in range(w.n)]
                      for r in range(w.n)]
+
+    def opener(self, r: int, s: int) -> LimitKey:
+        """Receiver ``r``'s key for sender ``s``'s frames (``r != s``)."""
+        key = self.recv[r][s]
+        if key is None:
+            raise ValueError("a member does not open its own frames")
+        return key
 
 
 def _run_limit(w: _Workload, keys: _LimitKeys, cts: list[bytes], ov_enc: int, ov_dec: int) -> _Measure:
@@ -374,7 +381,7 @@ def _run_limit(w: _Workload, keys: _LimitKeys, cts: list[bytes], ov_enc: int, ov
         for r in range(n):
             if r == s:
                 continue
-            dec_floor.append(max(keys.recv[r][s].open_loop(cdata, coffs, plain) - ov_dec, 0))
+            dec_floor.append(max(keys.opener(r, s).open_loop(cdata, coffs, plain) - ov_dec, 0))
     # --- latency: per frame (encrypt) and per (receiver, tick) (decrypt)
     enc_ns = np.zeros(nf, dtype=np.float64)
     o2 = np.zeros(2, dtype=np.int64)
@@ -397,7 +404,7 @@ def _run_limit(w: _Workload, keys: _LimitKeys, cts: list[bytes], ov_enc: int, ov
             d = 0.0
             for s, (cdata, coffs) in packed.items():
                 if s != r:
-                    d += max(keys.recv[r][s].open_loop(cdata, coffs, out) - ov_dec, 0)
+                    d += max(keys.opener(r, s).open_loop(cdata, coffs, out) - ov_dec, 0)
             batches.append(d)
             decrypted += len(fr)  # open_loop raises on any failure
     dec = np.array(batches, dtype=np.float64)

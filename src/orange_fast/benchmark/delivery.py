@@ -239,7 +239,8 @@ class Load:
                     pass
             next_at = max(next_at + period, loop.time())
             counter += 1
-            payload = _HEADER.pack(index, counter, time.monotonic()) + os.urandom(rng.randrange(200, 501) - _HEADER.size)
+            header = _HEADER.pack(index, counter, time.monotonic())
+            payload = header + os.urandom(rng.randrange(200, 501) - _HEADER.size)
             self.sent += 1
             try:
                 seq = await client.append(_KIND, payload, timeout=30.0)
@@ -434,7 +435,8 @@ def run_delivery_bench(
                         else:
                             db = str(tmp / f"bench{next(databases)}.db")
                         case = DeliveryCase(store, n, c, duration, placement=placement, durable=durable)
-                        results.append(run_delivery_case(case, db, progress, pg.pid if pg and store != "sqlite" else None))
+                        pg_pid = pg.pid if pg and store != "sqlite" else None
+                        results.append(run_delivery_case(case, db, progress, pg_pid))
                         progress(f"done: {results[-1]}")
         if kill and "postgresql" in stores:
             for n in sorted(x for x in nodes if x >= 2):
@@ -480,7 +482,8 @@ def format_delivery_table(result: dict[str, Any]) -> str:
             "",
             "kill -9 of one node halfway (clients fail over to the others and resume):",
             "",
-            "| nodes | clients | clients moved | reconnected | reconnect p50 / p99 ms | acked | acked lost | duplicates |",
+            "| nodes | clients | clients moved | reconnected | reconnect p50 / p99 ms | acked | acked lost "
+            "| duplicates |",
             "|---:|---:|---:|---:|---|---:|---:|---:|",
         ]
         for r in kills:

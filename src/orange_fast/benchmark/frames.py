@@ -128,6 +128,7 @@ def _bench_case(suite: int, size: int, op: str, rounds: int) -> FrameCase:
                 ne(f)
 
         def bare_loop() -> None:
+            assert bare is not None  # only timed when the bare AEAD is available
             be = bare.encrypt
             for f in frames:
                 be(nonce, f, b"\x30")
@@ -158,21 +159,21 @@ def _bench_case(suite: int, size: int, op: str, rounds: int) -> FrameCase:
             cts = sender.encrypt_batch(KID, frames)
             dec = receivers["single"].decrypt
 
-            def single(cts: list[bytes] = cts, dec: Callable = dec) -> None:
+            def single_open(cts: list[bytes] = cts, dec: Callable[[bytes], bytes] = dec) -> None:
                 for c in cts:
                     dec(c)
 
-            note("single", _timed(single))
+            note("single", _timed(single_open))
             cts = sender.encrypt_batch(KID, frames)
             dec_into = receivers["into"].decrypt_into
 
-            def into(cts: list[bytes] = cts, dec_into: Callable = dec_into) -> None:
+            def into_open(cts: list[bytes] = cts, dec_into: Callable[[bytes, bytearray], int] = dec_into) -> None:
                 for c in cts:
                     dec_into(c, out)
 
-            note("into", _timed(into))
+            note("into", _timed(into_open))
             cts = sender.encrypt_batch(KID, frames)
-            note("batch", _timed(lambda cts=cts: receivers["batch"].decrypt_batch(cts)))
+            note("batch", _timed(lambda: receivers["batch"].decrypt_batch(cts)))
             pdata, poffs = sender.encrypt_packed(KID, data, offs)
             note("packed", _timed(lambda: receivers["packed"].decrypt_packed(pdata, poffs, out=lim_out)))
             note("limit", limit.open_loop(fixed_data, fixed_offs, lim_out))

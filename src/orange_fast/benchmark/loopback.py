@@ -126,6 +126,12 @@ class _Peer(asyncio.DatagramProtocol):
                 self.on_frame(s, f)
 
 
+def _settle(fut: asyncio.Future[None]) -> None:
+    """Resolve ``fut`` unless it already is (a frame callback fires for every frame)."""
+    if not fut.done():
+        fut.set_result(None)
+
+
 def _proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process, from /proc."""
     try:
@@ -271,7 +277,7 @@ async def _join(n: int, call: MLSCall, relay: tuple[str, int], url: str, cfg: Lo
     j_peer = await _open_peer(n, None, [probe], relay, True, ov)
     loop = asyncio.get_running_loop()
     got_frame: asyncio.Future[None] = loop.create_future()
-    j_peer.on_frame = lambda s, f: got_frame.done() or got_frame.set_result(None)
+    j_peer.on_frame = lambda s, f: _settle(got_frame)
     stats: dict[str, Any] = {}
 
     async def committer_side() -> None:
@@ -370,7 +376,7 @@ async def _session_join(n: int, relay: tuple[str, int], url: str, cfg: LoopbackC
         joiner_peer = await _open_peer(n, newcomer.context, [], relay, False, ov)
         loop = asyncio.get_running_loop()
         got: asyncio.Future[None] = loop.create_future()
-        joiner_peer.on_frame = lambda s, f: got.done() or got.set_result(None)
+        joiner_peer.on_frame = lambda s, f: _settle(got)
         probe = os.urandom(120)
 
         async def send() -> None:

@@ -114,6 +114,8 @@ class OursBench:
         if kps:
             out = alice.add([kp.to_bytes() for kp, _ in kps])
             alice.merge_pending_commit()
+            if out.welcome is None:  # pragma: no cover - a commit that adds members always has a Welcome
+                raise RuntimeError("the commit adding the members has no Welcome")
             want = set(_filler_leaves(n)) | {_receiver_leaf(n)}
             for leaf in sorted(want):
                 held[leaf] = mls.Group.join_from_welcome(out.welcome, kps[leaf - 1][1],
@@ -134,6 +136,8 @@ class OursBench:
         """A fresh copy of the receiver's state, with its tree-hash cache warm as in a long-lived member
         (``Group.from_bytes`` checks the tree hash, which fills the cache; mls-rs keeps its tree
         hashes in its stored state)."""
+        if self.receiver_bytes is None:
+            raise ValueError("a group of one member has no receiver")
         return self.mls.Group.from_bytes(self.receiver_bytes)
 
     def new_key_package(self) -> tuple[bytes, Any]:

@@ -114,6 +114,8 @@ def build_group(n: int, sframe_suite: CipherSuite | int = CipherSuite.AES_128_GC
             kps.append(mls.KeyPackage.generate(suite, identity=b"participant-%d" % i, signer=s))
         out = creator.add([kp.to_bytes() for kp, _ in kps])
         creator.merge_pending_commit()
+        if out.welcome is None:  # pragma: no cover - a commit that adds members always has a Welcome
+            raise RuntimeError("the commit adding the participants has no Welcome")
         for _kp, priv in kps:
             groups.append(mls.Group.join_from_welcome(out.welcome, priv))
     tables = [member_keys(g, cs) for g in groups]  # each member derives the whole table itself

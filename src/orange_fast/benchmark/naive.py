@@ -14,7 +14,8 @@ import hmac
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from ..sframe.suites import CipherSuite
 
@@ -42,7 +43,10 @@ class NaiveSFrame:
         self.ctr = 0
         p = self.suite.params
         algo = hashes.SHA512() if p.hash_name == "sha512" else hashes.SHA256()
-        secret = HKDF(algo, p.Nh, salt=None, info=b"")._extract(base_key)  # noqa: SLF001
+        # HKDF-Extract with no salt (RFC 5869 2.2): HMAC keyed with HashLen zero bytes
+        extract = HMAC(bytes(algo.digest_size), algo)
+        extract.update(base_key)
+        secret = extract.finalize()
         tail = kid.to_bytes(8, "big") + int(self.suite).to_bytes(2, "big")
         key = HKDFExpand(algo, p.Nk, b"SFrame 1.0 Secret key " + tail).derive(secret)
         self.salt = int.from_bytes(

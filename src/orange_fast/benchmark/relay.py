@@ -67,9 +67,14 @@ async def serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     transport, proto = await loop.create_datagram_endpoint(lambda: RelayProtocol(done), local_addr=(host, port))
+
+    def stop() -> None:
+        if not done.done():
+            done.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            loop.add_signal_handler(sig, lambda: done.done() or done.set_result(None))
+            loop.add_signal_handler(sig, stop)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
             pass
     sock = transport.get_extra_info("socket")

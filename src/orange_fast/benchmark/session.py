@@ -227,7 +227,8 @@ def format_session_table(result: dict[str, Any]) -> str:
         "Join: join request -> joiner decrypts its first frame. Leave: leave -> first frame under the new epoch "
         "decrypted. Messages = log entries; log bytes = their payloads; delivered = payload x clients.",
         "",
-        "| members | join ms | leave ms | msgs/join | log bytes/join | delivered bytes/join | msgs/leave | log bytes/leave |",
+        "| members | join ms | leave ms | msgs/join | log bytes/join | delivered bytes/join | msgs/leave "
+        "| log bytes/leave |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in result["cases"]:
@@ -436,7 +437,8 @@ def run_transition_bench(
 def format_transition_table(result: dict[str, Any]) -> str:
     """The result of :func:`run_transition_bench` as a Markdown table (one row per policy)."""
     lines = [
-        "| policy | epoch changes | frames lost / change | keyframes / change | held frames | hold p50 ms | hold p99 ms |",
+        "| policy | epoch changes | frames lost / change | keyframes / change | held frames | hold p50 ms "
+        "| hold p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("before", "after"):

@@ -17,8 +17,9 @@ instead resends it after reconnecting, with the same request id, and the server 
 most once (idempotency key (room, client id, request id) while the client stays present).
 
 Several URLs (nodes of one delivery service on a shared database) may be given: the client
-connects to the first that answers and, when a connection is lost, tries the next one.  Fatal server refusals (wrong token, room not allowed, bad resume, unsupported
-version, superseded, abuse) end the client: the iterator raises the error.
+connects to the first that answers and, when a connection is lost, tries the next one.  Fatal
+server refusals (wrong token, room not allowed, bad resume, unsupported version, superseded,
+abuse) end the client: the iterator raises the error.
 """
 
 from __future__ import annotations
@@ -157,7 +158,10 @@ class DeliveryClient:
         """How many times a connection reached READY."""
 
     def __repr__(self) -> str:
-        return f"DeliveryClient(url={self.url!r}, room={self.room!r}, client_id={self.client_id!r}, last_seq={self._last_seq})"
+        return (
+            f"DeliveryClient(url={self.url!r}, room={self.room!r}, client_id={self.client_id!r}, "
+            f"last_seq={self._last_seq})"
+        )
 
     # ------------------------------------------------------------------ state
 

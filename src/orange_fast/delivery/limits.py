@@ -100,8 +100,9 @@ class AddressTable:
 
     Entries with no open connection are dropped oldest first once the table holds
     ``max_address_entries`` (so it never holds more than that, or one more than the number of
-    addresses with an open connection, which ``max_connections`` bounds); a dropped entry's HELLO bucket starts full again when the address returns,
-    which costs at most one burst per eviction and keeps the memory bound.
+    addresses with an open connection, which ``max_connections`` bounds); a dropped entry's HELLO
+    bucket starts full again when the address returns, which costs at most one burst per eviction
+    and keeps the memory bound.
     """
 
     def __init__(self, limits: ServerLimits) -> None:

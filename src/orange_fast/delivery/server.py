@@ -742,7 +742,8 @@ class DeliveryServer:
                 if self._violation(conn, now):
                     await self._fatal(conn, ErrorCode.ABUSE, "rate limit exceeded repeatedly")
                     return
-                await self._send(conn, P.Error(ErrorCode.RATE_LIMITED, "rate limit exceeded", _peek_request_id(message)))
+                refusal = P.Error(ErrorCode.RATE_LIMITED, "rate limit exceeded", _peek_request_id(message))
+                await self._send(conn, refusal)
                 continue
             try:
                 frame = P.decode_client_frame(message)

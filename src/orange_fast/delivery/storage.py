@@ -126,7 +126,8 @@ class Storage(abc.ABC):
         again since; so each departure is recorded once even when several nodes try.
         """
 
-    async def detach(self, room: str, client: str, epoch: int) -> None:
+    # An optional hook, not abstract: a store that keeps no detach time (memory, SQLite) needs nothing here.
+    async def detach(self, room: str, client: str, epoch: int) -> None:  # noqa: B027
         """The client's connection (attachment ``epoch``) ended; it stays present.
 
         Shared stores record when (database clock) so any node can evict it later.

@@ -123,7 +123,9 @@ async def run_churn(
             after.discard(actor)
         else:
             actor = sorted(present)[len(changes) % len(present)]
-        change.update({"epoch": epoch, "member": actor, "present_before": sorted(present), "present_after": sorted(after)})
+        change.update(
+            {"epoch": epoch, "member": actor, "present_before": sorted(present), "present_after": sorted(after)}
+        )
         for m in members:
             if m.index in after and m.index in present:
                 delay = rng.uniform(0.0, plan.jitter) + (plan.delay if m.index == plan.slow else 0.0)
@@ -176,7 +178,9 @@ def churn_report(
                         if n - b.get("dropped", {}).get(reason, 0) > 0
                     }
                     if kind == "video":
-                        sink = next((sk for f, sk in by_index[r].sinks if feeds.get(f) == s and sk.kind == "video"), None)
+                        sink = next(
+                            (sk for f, sk in by_index[r].sinks if feeds.get(f) == s and sk.kind == "video"), None
+                        )
                         seen = set(sink.valid_indices) if sink is not None else set()
                         missing = [i for i in range(s0, s1) if i not in seen]
                         decoded = (s1 - s0) - len(missing)

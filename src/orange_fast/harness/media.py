@@ -184,9 +184,10 @@ class FrameSink:
             while True:
                 frame = await self.track.recv()
                 self.frames += 1
-                if self.kind == "video":
+                # a received track yields decoded frames of its kind (never encoded packets)
+                if isinstance(frame, VideoFrame):
                     self.indices.append(read_frame_index(frame))
-                else:
+                elif isinstance(frame, AudioFrame):
                     self.audio.append(audio_frame_mono(frame))
         except (MediaStreamError, asyncio.CancelledError):
             pass

@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"file holding the room token (default: ${TOKEN_ENV})")
     parser.add_argument("--out", default="recording", metavar="DIR", help="output directory (default ./recording)")
     parser.add_argument("--identity", help="this member's MLS identity (default recorder-<random>)")
-    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: SIGINT/SIGTERM)")
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: SIGINT/SIGTERM)"
+    )
     parser.add_argument("--join-timeout", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 

@@ -6,7 +6,8 @@ number that changes whenever the send key does.  Optional members refine it:
 ``keyframe_generation()`` (changes only when a key change needs a keyframe, i.e. a
 join), ``sender_of(kid)`` (the sender index a KID names, for binding a receiver to
 its sender) and ``epochs_ahead(kid)`` (whether a frame's epoch is still to come, so
-the receiver holds it, or is past, so it drops it at once).  ``orange_fast.session`` implements the same protocol from MLS epochs.
+the receiver holds it, or is past, so it drops it at once).  ``orange_fast.session``
+implements the same protocol from MLS epochs.
 """
 
 from __future__ import annotations

@@ -334,7 +334,8 @@ class SessionClient:
         for task in (self._reader, self._timer, *self._tasks):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*(t for t in (self._reader, self._timer, *self._tasks) if t is not None), return_exceptions=True)
+        pending = (t for t in (self._reader, self._timer, *self._tasks) if t is not None)
+        await asyncio.gather(*pending, return_exceptions=True)
         for handle in self._grace_handles:
             handle.cancel()
         with contextlib.suppress(DeliveryError, OSError, asyncio.TimeoutError):

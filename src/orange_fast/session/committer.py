@@ -385,7 +385,8 @@ class View:
                 return self, "ignored:proposal-not-from-member"
             if mine[0] in self.updates:
                 return self, "ignored:duplicate-proposal"
-            return View(self.gen, self.epoch, self.members, self.stale, self.waiting, self.updates | {mine[0]}), "applied"
+            updates = self.updates | {mine[0]}
+            return View(self.gen, self.epoch, self.members, self.stale, self.waiting, updates), "applied"
         if isinstance(body, CreateMsg):
             if self.committer() is not None:
                 return self, "ignored:group-alive"
@@ -412,7 +413,9 @@ class View:
                     return self, "ignored:duplicate-add"
                 if any(w not in self.waiting for w in adds):
                     return self, "ignored:add-not-waiting"
-                if len(set(removes)) != len(removes) or any(r not in self.stale or r not in self.members for r in removes):
+                if len(set(removes)) != len(removes) or any(
+                    r not in self.stale or r not in self.members for r in removes
+                ):
                     return self, "ignored:remove-not-stale"
             rem = set(removes)
             members = tuple(m for m in self.members if m not in rem) + tuple(w.ref for w in adds)
@@ -665,10 +668,12 @@ class Committer:
         own_create = own_commit = False
         if inf is not None:
             if inf.kind == "kp":
-                if (mine and isinstance(body, KeyPackageMsg) and body.kp_id == inf.kp_id) or entry.seq == inf.accepted_seq:
+                ours = mine and isinstance(body, KeyPackageMsg) and body.kp_id == inf.kp_id
+                if ours or entry.seq == inf.accepted_seq:
                     lo.inflight = None
             elif inf.kind == "proposal":
-                if (mine and isinstance(body, UpdateProposalMsg) and body.proposal == inf.commit) or entry.seq == inf.accepted_seq:
+                ours = mine and isinstance(body, UpdateProposalMsg) and body.proposal == inf.commit
+                if ours or entry.seq == inf.accepted_seq:
                     lo.inflight = None
             elif entry.seq == inf.expected_seq:
                 lo.inflight = None
@@ -711,7 +716,8 @@ class Committer:
                 self._drop_group("group-recreated", out)
         elif isinstance(body, CommitMsg):
             if own_commit:
-                self._guard(lambda: self.ops.merge_pending(), new, out, "merge-failed", self_update=not body.adds and not body.removes)
+                self_update = not body.adds and not body.removes
+                self._guard(lambda: self.ops.merge_pending(), new, out, "merge-failed", self_update=self_update)
             elif lo.in_group:
                 if lo.my_gen != old.gen or self.ops.epoch != old.epoch:
                     self._drop_group("missed-epoch", out)
@@ -824,7 +830,9 @@ class Committer:
 
     # ------------------------------------------------------------------ decisions
 
-    def _append(self, kind: str, body: Body, expected: int | None, out: list[Action], kp_id: bytes | None = None) -> None:
+    def _append(
+        self, kind: str, body: Body, expected: int | None, out: list[Action], kp_id: bytes | None = None
+    ) -> None:
         lo = self._l
         rid = lo.next_request
         lo.next_request += 1

@@ -87,7 +87,10 @@ class _Epoch:
         return self.recv_kids | {self.send_kid}
 
     def __repr__(self) -> str:  # never show the key
-        return f"_Epoch(epoch={self.epoch}, send_kid={self.send_kid}, recv={sorted(self.recv_kids)}, expires={self.expires})"
+        return (
+            f"_Epoch(epoch={self.epoch}, send_kid={self.send_kid}, recv={sorted(self.recv_kids)}, "
+            f"expires={self.expires})"
+        )
 
 
 class KeyRing:
@@ -190,7 +193,8 @@ class KeyRing:
         """The group was lost: the current epoch starts its grace period (no new epoch)."""
         if self.current is not None:
             c = self.current
-            self.previous = self.previous + (_Epoch(c.epoch, c.base_key, c.send_kid, c.recv_kids, now + self.grace_period),)
+            retired = _Epoch(c.epoch, c.base_key, c.send_kid, c.recv_kids, now + self.grace_period)
+            self.previous = self.previous + (retired,)
             self.current = None
         return self.expire(now)
 
@@ -265,7 +269,9 @@ class EpochKeys:
         base_key = export_secret(EXPORTER_LABEL, b"", int(self.suite.Nk))
         return self.install_epoch(epoch, base_key, own_index, member_indices, now)
 
-    def install_epoch(self, epoch: int, base_key: bytes, own_index: int, member_indices: Iterable[int], now: float) -> int:
+    def install_epoch(
+        self, epoch: int, base_key: bytes, own_index: int, member_indices: Iterable[int], now: float
+    ) -> int:
         """Install an epoch's keys (send key for us, receive keys for the others); return our KID."""
         members = list(member_indices)
         with self._lock:
