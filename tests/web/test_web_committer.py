@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import random
 import sys
-
-import pytest
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web_json import Append, LogEntry, action_json, event_json, plain, view_json

@@ -158,3 +158,63 @@ async def test_python_update_proposals_with_a_node_member(tmp_path: Path) -> Non
         assert later["epoch"] > state["epoch"], (state, later)
         assert (await nodes[0].ask("stats"))["groupLosses"] == 0
         await check_everything_agrees(nodes, pys)
+
+
+async def wait_epoch_beyond(nodes: list[NodePeer], pys: list[Any], epoch: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait for a common state (see :func:`wait_agreement`) whose epoch is beyond ``epoch``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await wait_agreement(nodes, pys, timeout)
+        if state["epoch"] > epoch:
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"epoch stayed at {state['epoch']} (wanted > {epoch})")
+        await asyncio.sleep(0.05)
+
+
+async def test_node_self_updates_committed_by_a_python_committer(tmp_path: Path) -> None:
+    """Only the Node member refreshes (Python members never do and the Python committer makes no
+    self-update of its own): every epoch after the adds is a Python commit of a Node Update
+    proposal by reference. The Node member processes those commits with its new leaf key, and
+    epochs, exporter output, KIDs, frames and safety numbers agree after each."""
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_python("py-a", update_interval=0)
+        await r.add_python("py-b", update_interval=0)
+        start = await wait_agreement(nodes, pys)
+        node = await NodePeer.start(r.server.url, "node-c", updateInterval=3)
+        nodes.append(node)
+        joined = await wait_agreement(nodes, pys)
+        assert joined["committer"] == "py-a"
+        state = await wait_epoch_beyond(nodes, pys, joined["epoch"] + 1)  # two Node refreshes or more
+        assert state["epoch"] > start["epoch"] + 2
+        for p in pys:
+            assert p.stats.group_losses == 0, p.stats
+        stats = await node.ask("stats")
+        assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, stats
+        py_short = pys[0].safety.short
+        assert state["safety_short"] == py_short == " ".join(pys[0].safety.text.split()[:5])
+        await check_everything_agrees(nodes, pys)
+
+
+async def test_python_self_updates_committed_by_a_node_committer_and_node_refreshes_too(tmp_path: Path) -> None:
+    """A Node committer (no self-updates of its own) commits a Python member's Update proposals;
+    a second Node member's proposals are processed by the Python member; everybody agrees after."""
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        nodes.append(await NodePeer.start(r.server.url, "node-a", updateInterval=0))
+        await wait_agreement(nodes, pys)
+        await r.add_python("py-b", update_interval=3)
+        first = await wait_agreement(nodes, pys)
+        assert first["committer"] == "node-a"
+        later = await wait_epoch_beyond(nodes, pys, first["epoch"] + 1)
+        assert later["committer"] == "node-a"
+        await check_everything_agrees(nodes, pys)
+        nodes.append(await NodePeer.start(r.server.url, "node-c", updateInterval=4))
+        joined = await wait_agreement(nodes, pys)
+        await wait_epoch_beyond(nodes, pys, joined["epoch"] + 2)
+        for n in nodes:
+            stats = await n.ask("stats")
+            assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, (n.client_id, stats)
+        assert pys[0].stats.group_losses == 0, pys[0].stats
+        await check_everything_agrees(nodes, pys)
