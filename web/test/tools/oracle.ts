@@ -62,7 +62,7 @@ const ops: Ops = {
   },
   async safety(r) {
     const sn = await safetyNumber(hex(r.auth), r.members.map((m: [string, string]) => [hex(m[0]), hex(m[1])] as const));
-    return { hex: sn.hex, text: sn.text };
+    return { hex: sn.hex, text: sn.text, short: sn.short };
   },
 };
 
