@@ -218,3 +218,64 @@ async def test_python_self_updates_committed_by_a_node_committer_and_node_refres
             assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, (n.client_id, stats)
         assert pys[0].stats.group_losses == 0, pys[0].stats
         await check_everything_agrees(nodes, pys)
+
+
+def py_events(c: Any) -> list[dict[str, Any]]:
+    """Drain a Python client's event queue, as the Node peer's JSON events."""
+    out = []
+    while not c.events.empty():
+        e = c.events.get_nowait()
+        d = {"kind": e.kind, "gen": e.gen, "epoch": e.epoch}
+        if e.identity is not None:
+            d["identity"] = e.identity
+        if e.detail:
+            d["detail"] = e.detail
+        if e.leaf is not None:
+            d["leaf"] = e.leaf
+        out.append(d)
+    return out
+
+
+async def test_roster_joined_left_duplicate_events_alike(tmp_path: Path) -> None:
+    """A Node member restarts with its client id (a rejoin: for one epoch its identity holds two
+    leaves). A Python and a Node member that watch it emit the same roster, joined, left (with
+    leaves), duplicate, epoch and safety events."""
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        py = await r.add_python("py-a")
+        await r.add_node("node-b")
+        await r.add_node("node-c")
+        await wait_agreement(nodes, pys)
+        py_events(py)
+        seen = len(await nodes[0].ask("events"))
+        await nodes[1].kill()
+        nodes[1] = await NodePeer.start(r.server.url, "node-c")
+        await wait_agreement(nodes, pys, timeout=40)
+        node_side = (await nodes[0].ask("events"))[seen:]
+        py_side = py_events(py)
+        assert node_side == py_side
+        kinds = [e["kind"] for e in py_side]
+        assert {"roster", "joined", "left", "duplicate"} <= set(kinds), kinds
+        assert [e.get("identity") for e in py_side if e["kind"] in ("joined", "left", "duplicate")] == ["node-c"] * 3
+
+
+async def test_superseded_both_ways(tmp_path: Path) -> None:
+    """A Node client connecting with a Python client's id supersedes it (the Python session emits
+    ``superseded`` and stops), and the other way round; the newcomer is then admitted."""
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        await r.add_python("py-a")
+        old_py = await r.add_python("x")
+        await wait_agreement(nodes, pys)
+        pys.remove(old_py)
+        await r.add_node("x")
+        state = await wait_agreement(nodes, pys, timeout=40)
+        assert "x" in state["roster"]
+        assert [e["kind"] for e in py_events(old_py)][-1] == "superseded"
+        old_node = nodes.pop()
+        await r.add_python("x")
+        await wait_agreement(nodes, pys, timeout=40)
+        events = await old_node.ask("events")
+        assert events[-1]["kind"] == "superseded", events[-3:]
+        await old_node.close()
+        await old_py.leave()
