@@ -279,3 +279,50 @@ async def test_superseded_both_ways(tmp_path: Path) -> None:
         assert events[-1]["kind"] == "superseded", events[-3:]
         await old_node.close()
         await old_py.leave()
+
+
+async def test_node_committer_passes_over_a_key_package_its_mls_refuses(tmp_path: Path) -> None:
+    """A Python member (mallory) publishes a well-signed KeyPackage whose encryption key is the
+    Node committer's current leaf key: both wire decoders accept it (they cannot know the tree),
+    ts-mls refuses to add it. The Node committer passes over it instead of dropping its group:
+    it removes mallory's old leaf and adds the genuine KeyPackage her client publishes next;
+    Python and Node members converge, nobody loses the group."""
+    import dataclasses
+
+    from orange_fast.mls import KeyPackage, SignatureKeyPair
+    from orange_fast.session.committer import KeyPackageMsg
+    from orange_fast.session.wire import encode_body
+
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        node = await r.add_node("node-a")
+        await wait_agreement(nodes, pys)
+        for name in ("mallory", "py-b", "py-d"):
+            await r.add_python(name)
+        await wait_agreement(nodes, pys)
+        await pys.pop().leave()  # node-a's removal commit gives its leaf a new encryption key
+        await wait_agreement(nodes, pys)
+        mallory = pys[0]
+        node_key = next(m.encryption_key for m in mallory.ops.group.members if m.identity == b"node-a")
+        signer = SignatureKeyPair.generate(1)
+        kp, _ = KeyPackage.generate(1, identity=b"mallory", signer=signer)
+        leaf = dataclasses.replace(kp.leaf_node, encryption_key=node_key, signature=b"")
+        leaf.sign(1, signer.private_key)
+        kp = dataclasses.replace(kp, leaf_node=leaf, signature=b"")
+        kp.sign(signer.private_key)
+        await mallory.delivery.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
+        deadline = asyncio.get_running_loop().time() + 20
+        while not any(o.startswith("refused") for _s, o in await node.ask("notes")):
+            assert asyncio.get_running_loop().time() < deadline, (
+                await node.ask("notes"), await node.ask("stats"), await node_state(node), [p.status() for p in pys],
+                (await node.ask("events"))[-8:])
+            await asyncio.sleep(0.05)
+        state = await wait_agreement(nodes, pys, timeout=40)
+        assert [o for _s, o in await node.ask("notes") if o.startswith("refused")] == ["refused:keypackage:mallory"]
+        assert state["committer"] == "node-a"
+        stats = await node.ask("stats")
+        assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, stats
+        assert pys[1].stats.group_losses == 0
+        members = {m[0]: m[1] for m in await node.ask("members")}
+        assert members["mallory"] != signer.public_key.hex()
+        await check_everything_agrees(nodes, pys)

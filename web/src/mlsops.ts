@@ -203,9 +203,21 @@ export class MLSGroupOps implements GroupOps {
       // a stale member without a leaf in our tree has nothing to remove (see expect())
       const leaves = this.leavesOf(removes);
       const proposals: Proposal[] = leaves.map((leaf) => ({ proposalType: "remove", remove: { removed: leaf } }) as Proposal);
+      // RFC 9420 §7.3: a new leaf's encryption and signature keys are unique in the tree (ts-mls
+      // checks the tree, not the new leaf against it; the Python MLS refuses such an add too)
+      const seen = new Set<string>();
+      state.ratchetTree.forEach((node) => {
+        if (node?.nodeType === "leaf") seen.add("e" + toHex(node.leaf.hpkePublicKey)).add("s" + toHex(node.leaf.signaturePublicKey));
+        else if (node?.nodeType === "parent") seen.add("e" + toHex(node.parent.hpkePublicKey));
+      });
       for (const b of adds) {
         const msg = decodeMlsMessage(b, 0)?.[0];
         if (msg === undefined || msg.wireformat !== "mls_key_package") throw new MLSOpsError("not a KeyPackage");
+        const leaf = msg.keyPackage.leafNode;
+        for (const k of ["e" + toHex(leaf.hpkePublicKey), "s" + toHex(leaf.signaturePublicKey)]) {
+          if (seen.has(k)) throw new MLSOpsError("KeyPackage reuses a key of the group");
+          seen.add(k);
+        }
         proposals.push({ proposalType: "add", add: { keyPackage: msg.keyPackage } } as Proposal);
       }
       // every cached Update proposal of the epoch is committed by reference (ts-mls includes
