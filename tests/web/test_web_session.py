@@ -326,3 +326,50 @@ async def test_node_committer_passes_over_a_key_package_its_mls_refuses(tmp_path
         members = {m[0]: m[1] for m in await node.ask("members")}
         assert members["mallory"] != signer.public_key.hex()
         await check_everything_agrees(nodes, pys)
+
+
+async def test_node_committer_leaves_out_updates_that_change_credentials(tmp_path: Path) -> None:
+    """A Python member (mallory) proposes Updates that rename her, swap her key, both, or pass as
+    another member. Python's MLS refuses them (credentials never change); the Node members must
+    too, or the Node committer would commit them by reference and fork the Python members. The
+    view counts each claim, so the Node committer commits a path; everybody stays in one group
+    with the same roster."""
+    import sys
+
+    from orange_fast.session.committer import UpdateProposalMsg
+    from orange_fast.session.wire import encode_body
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from mls.hostile_leaf import hostile_update
+
+    async with room(tmp_path / "log.db") as r:
+        nodes, pys = r.nodes, r.pys
+        node = await r.add_node("node-a")
+        await wait_agreement(nodes, pys)
+        await r.add_node("node-b")
+        await r.add_python("py-c")
+        mallory = await r.add_python("mallory")
+        start = await wait_agreement(nodes, pys)
+        roster = sorted((m[0], m[1]) for m in await node.ask("members"))
+        pyc_key = next(r_.signature_key for r_ in pys[0].roster if r_.identity == "py-c")
+        group = mallory.ops.group
+        hostile = [
+            lambda: hostile_update(group, identity=b"node-a"),
+            lambda: hostile_update(group, new_key=True),
+            lambda: hostile_update(group, identity=b"py-c", new_key=True),
+            lambda: hostile_update(group, identity=b"py-c", claim_key=pyc_key),
+        ]
+        epoch = start["epoch"]
+        for make in hostile:
+            await mallory.delivery.append(*encode_body(UpdateProposalMsg(mallory.gen, mallory.epoch, make())))
+            state = await wait_epoch_beyond(nodes, pys, epoch)
+            epoch = state["epoch"]
+            for n in nodes:
+                assert sorted((m[0], m[1]) for m in await n.ask("members")) == roster
+        for n in nodes:
+            notes = [o for _s, o in await n.ask("notes")]
+            assert notes.count("proposal-invalid") == len(hostile), (n.client_id, notes)
+            stats = await n.ask("stats")
+            assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, stats
+        assert pys[0].stats.group_losses == 0
+        await check_everything_agrees(nodes, pys)

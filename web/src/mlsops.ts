@@ -345,6 +345,23 @@ export class MLSGroupOps implements GroupOps {
       return kind === "update" ? "accept" : "reject";
     }, "proposal");
     if (kind !== "update" || next.groupContext.epoch !== state.groupContext.epoch) throw new MLSOpsError("log entry is not an Update proposal");
+    // Credentials never change (as the Python MLS, which has no credential validator): an
+    // Update whose leaf names another identity or signature key than its sender's leaf is refused.
+    for (const [ref, p] of Object.entries(next.unappliedProposals)) {
+      if (ref in state.unappliedProposals) continue;
+      const node = p.senderLeafIndex === undefined ? undefined : state.ratchetTree[2 * p.senderLeafIndex];
+      const leaf = p.proposal.proposalType === "update" ? p.proposal.update.leafNode : undefined;
+      if (node === undefined || node.nodeType !== "leaf" || leaf === undefined) throw new MLSOpsError("log entry is not an Update proposal");
+      const was = node.leaf.credential as { credentialType: string; identity?: Uint8Array };
+      const now = leaf.credential as { credentialType: string; identity?: Uint8Array };
+      if (
+        !bytesEqual(node.leaf.signaturePublicKey, leaf.signaturePublicKey) ||
+        was.credentialType !== now.credentialType ||
+        was.identity === undefined || now.identity === undefined || !bytesEqual(was.identity, now.identity)
+      ) {
+        throw new MLSOpsError("Update proposal changes its sender's credential");
+      }
+    }
     this.state = next;
   }
 
