@@ -93,7 +93,8 @@ async def test_node_creates_python_joins_then_python_committer_adds_node(tmp_pat
             assert state["committer"] == "node-a"
             await check_everything_agrees(nodes, pys)
         events = await nodes[0].ask("events")
-        assert [(e["kind"], e["epoch"]) for e in events if e["kind"] == "epoch"] == [("epoch", 0), ("epoch", 1), ("epoch", 2)]
+        epochs = [(e["kind"], e["epoch"]) for e in events if e["kind"] == "epoch"]
+        assert epochs == [("epoch", 0), ("epoch", 1), ("epoch", 2)]
         assert [e["identity"] for e in events if e["kind"] == "joined"] == ["node-a", "py-b", "py-c"]
         assert [e["detail"] for e in events if e["kind"] == "safety"][-1] == pys[0].status()["safety"]
         # the Node committer leaves: Python's py-b becomes the committer and removes it
