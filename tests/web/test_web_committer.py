@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web_json import Append, LogEntry, action_json, event_json, plain, view_json
@@ -200,7 +201,7 @@ def simulate(seed: int, n_steps: int, update_interval: int) -> list[Client]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32 - 1), update_interval=st.sampled_from([0, 3]))
+@given(seed=st.integers(0, 2**32 - 1), update_interval=st.sampled_from([0, 1, 3]))
 def test_node_committer_replays_python_decisions(oracle, seed, update_interval):
     for c in simulate(seed, 400, update_interval):
         got = oracle.ask(
@@ -268,3 +269,19 @@ def test_fold_agrees_on_arbitrary_logs(oracle, log):
     assert [s["view"] for s in got["steps"]] == views
     assert all(s["actions"] == [] for s in got["steps"])
     assert got["notes"] == notes
+
+
+@pytest.mark.parametrize("seed", [61, 68, 71])
+def test_node_refresh_interval_restarts_when_the_proposal_lands(oracle, seed):
+    """Worlds (found by search) where a member's Update proposal lands ticks after it was made or
+    loses the race with a commit: the interval restarts when the proposal is in the view, so the
+    Python machine re-proposes for the new epoch at once; the TypeScript machine must do the same
+    (it used to restart the interval when proposing and diverged here)."""
+    proposals = 0
+    for c in simulate(seed, 400, 1):
+        proposals += sum(1 for r in c.ops.trace if r["name"] == "propose_update")
+        got = oracle.ask("committer_replay", client=c.name, update_interval=1, events=c.events, trace=c.ops.trace)
+        assert "error" not in got, got
+        assert got.get("divergence") is None, (c.name, got["divergence"])
+        assert got["steps"] == c.steps
+    assert proposals > 0

@@ -258,7 +258,7 @@ def test_delivery_codec_refuses_what_python_refuses(oracle):
 def test_safety_number_same_digits(oracle, auth, members):
     expected = safety_number(auth, members)
     got = oracle.ask("safety", auth=auth.hex(), members=[[a.hex(), b.hex()] for a, b in members])
-    assert got == {"hex": expected.hex, "text": expected.text}
+    assert got == {"hex": expected.hex, "text": expected.text, "short": expected.short}
 
 
 # ----------------------------------------------------------------------------- media keys

@@ -183,3 +183,32 @@ def test_commits_name_published_key_packages_only(oracle, pool):
         ],
     )
     assert [b["type"] for b in got["bodies"]] == ["kp", "commit", "rejected", "rejected"]
+
+
+def test_key_package_lifetime_judged_by_the_entry_timestamp_on_both_sides(oracle, pool):
+    """Each pooled KeyPackage (both implementations) published at entry timestamps just inside and
+    just outside its lifetime window (``not_before <= ts - 300 s`` and ``ts + 86400 s <= not_after``,
+    whole seconds of the server's ``timestamp_ms``): both decoders accept exactly the inside ones.
+    The window is computed here from the KeyPackage's own lifetime field."""
+    from orange_fast.session.wire import LIFETIME_AFTER, LIFETIME_BEFORE
+
+    for owner, kp in pool:
+        life = KeyPackage.from_bytes(kp).leaf_node.lifetime
+        assert life is not None
+        first, last = life.not_before + LIFETIME_BEFORE, life.not_after - LIFETIME_AFTER  # seconds
+        cases = [
+            (first * 1000 - 1, False),  # one ms early: whole seconds round down
+            (first * 1000, True),
+            (last * 1000 + 999, True),  # still second `last`
+            (last * 1000 + 1000, False),
+        ]
+        for ts_ms, inside in cases:
+            entry = LogEntry(1, ts_ms, EntryType.MESSAGE, 0, owner, "of.kp", kp_payload(kp))
+            py = decoded_json(WireDecoder(1).decode(entry))
+            got = oracle.ask(
+                "wire_decode",
+                entries=[{"seq": 1, "ts": ts_ms, "entry_type": 0, "sender": owner, "kind": "of.kp",
+                          "payload": kp_payload(kp).hex()}],
+            )
+            assert got["bodies"] == [py], (owner, ts_ms)
+            assert (py["type"] == "kp") is inside, (owner, ts_ms, py)

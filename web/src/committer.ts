@@ -264,6 +264,7 @@ export class Committer {
     this.view = next;
     if (outcome !== "applied") return;
     if (body.type === "update") {
+      if (mine && this.inGroupFlag) this.ticks = 0; // our refresh is in the view: the next one is due an interval later
       if (this.inGroupFlag && !mine && this.myGen === next.gen && this.ops.processProposal) {
         try {
           await this.ops.processProposal(body.proposal);
@@ -454,7 +455,8 @@ export class Committer {
         await this.dropGroup("propose-failed", out);
         return;
       }
-      this.ticks = 0;
+      // `ticks` is reset when the proposal lands in the view: one that lost the race with a
+      // commit (ignored: wrong epoch) or was lost is made again for the new epoch at once
       const rid = this.nextRequest++;
       this.inflight = { requestId: rid, kind: "proposal", expectedSeq: null, kpId: null, acceptedSeq: null, commit: proposal };
       out.push({ type: "append", requestId: rid, body: { type: "update", gen: v.gen, epoch: v.epoch, proposal }, expectedSeq: null });

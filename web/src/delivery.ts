@@ -428,7 +428,12 @@ export class DeliveryClient {
   private lastSeqValue: bigint;
   private ws: WebSocketLike | null = null;
   private readonly pending = new Map<number, Pending>();
-  private nextRequest = 1;
+  /**
+   * Request ids are the server's idempotency keys per (room, client): a client restarted with
+   * the same id must not reuse its earlier incarnation's ids (its append would be answered with
+   * the old entry's seq), so they start at a random u32, as the Python client's.
+   */
+  private nextRequest = 1 + (globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! % 0xfffffffe);
   private closing = false;
   private finished = false;
   private failureValue: Error | null = null;

@@ -20,5 +20,5 @@ export {
 } from "./sframe.js";
 export { transformFor, FramingError, UnsupportedCodecError } from "./framing.js";
 export { DeliveryClient } from "./delivery.js";
-export { SessionClient, type SessionConfig, type SessionEvent, type RosterEntry } from "./session.js";
+export { SessionClient, EVENT_KINDS, type SessionConfig, type SessionEvent, type RosterEntry } from "./session.js";
 export { safetyNumber, SafetyNumber } from "./safety.js";

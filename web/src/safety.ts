@@ -3,13 +3,16 @@
  *
  *   input  = "orange_fast safety number v1" || u32(len(auth)) || auth || u32(n)
  *            || for each (identity, signature_key) sorted bytewise: u32(len) || identity || u32(len) || key
- *   digest = SHA-256(input); shown = the first 12 big-endian 16-bit groups, each as 5 zero-padded digits.
+ *   digest = SHA-256(input); shown = the first 12 big-endian 16-bit groups, each as 5 zero-padded digits;
+ *   short = the first 5 of those groups (80 bits, to read aloud).
  */
 import { concat, constantTimeEqual } from "./sframe.js";
 
 const LABEL = new TextEncoder().encode("orange_fast safety number v1");
 export const GROUPS = 12;
 export const DIGITS_PER_GROUP = 5;
+/** Groups of the short number (80 bits, the first 5 groups of the full text), for reading aloud. */
+export const SHORT_GROUPS = 5;
 const MAX_FIELD = 1 << 16;
 
 /** A safety number: the 32-byte digest and its renderings. */
@@ -22,6 +25,10 @@ export class SafetyNumber {
   /** 12 groups of 5 digits separated by spaces. */
   get text(): string {
     return renderDigits(this.digest);
+  }
+  /** 5 groups of 5 digits (80 bits) to read aloud: the first 5 groups of {@link text}. */
+  get short(): string {
+    return renderDigits(this.digest, SHORT_GROUPS);
   }
   /** Constant-time comparison of the digests. */
   matches(other: SafetyNumber): boolean {

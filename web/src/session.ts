@@ -6,13 +6,13 @@
  * designated-committer machine (committer.ts), whose MLS work runs on ts-mls (mlsops.ts); the
  * machine's actions are performed (appends, resyncs) and the SFrame Context follows the MLS
  * epoch (keys.ts). Everything that touches the machine runs on one serial queue, one event at
- * a time. Events: epoch, joined, left, safety, lost, rejected, failed.
+ * a time. Events: see {@link SessionEvent}.
  */
 import { Committer, type Action, type Event as CommitterEvent } from "./committer.js";
 import { AppendTimeoutError, DeliveryClient, ServerError, ErrorCode, type DeliveryClientOptions, type LogEntry as DeliveryEntry, type TokenSource } from "./delivery.js";
 import { EXPORTER_LABEL, EpochKeys } from "./keys.js";
 import { MLSGroupOps, checkKeyPackage, membersOf, suiteImpl } from "./mlsops.js";
-import { safetyNumber, type SafetyNumber } from "./safety.js";
+import { compareBytes, safetyNumber, type SafetyNumber } from "./safety.js";
 import { Context } from "./sframe.js";
 import { WireDecoder, WireError, encodeBody } from "./wire.js";
 
@@ -22,22 +22,48 @@ export interface SessionConfig {
   /** SFrame cipher suite of the media (4 = AES_128_GCM_SHA256_128). */
   sframeSuite?: number;
   tickIntervalMs?: number;
+  /**
+   * Self-update (post-compromise security) every N ticks; 0 = never. The default, 600 ticks of
+   * 0.5 s, refreshes each member's leaf every 5 minutes (as the Python client).
+   */
+  updateInterval?: number;
   gracePeriodMs?: number;
   appendTimeoutMs?: number;
   replayWindow?: number;
 }
 
-/** Something the application may show. */
+/** Every {@link SessionEvent} kind (the Python client's `EVENT_KINDS`). */
+export const EVENT_KINDS = ["epoch", "roster", "joined", "left", "duplicate", "safety", "lost", "rejected", "superseded", "failed"] as const;
+
+/**
+ * Something the application may show:
+ * - `epoch`: new keys installed (gen, epoch);
+ * - `roster`: the roster changed (`detail` = the identities, comma-separated, leaf order);
+ *   followed by one `joined`/`left` per member that came or went;
+ * - `joined`/`left`: a member, by `identity` and `leaf`; members are told apart by (identity,
+ *   signature key), so a rejoin is a `left` plus a `joined`;
+ * - `duplicate`: `identity` is held by more than one leaf (see {@link RosterEntry});
+ * - `safety`: `detail` = the new safety number (compare it again);
+ * - `lost`: `detail` = why the group state was dropped (the client rejoins by itself);
+ * - `rejected`: `detail` = why a log entry was ignored;
+ * - `superseded`: another connection with this client id took over; the session is over (keys
+ *   dropped) and no `failed` follows;
+ * - `failed`: the delivery connection ended for good (`detail` = the error's name).
+ */
 export interface SessionEvent {
-  kind: "epoch" | "joined" | "left" | "safety" | "lost" | "rejected" | "failed";
+  kind: (typeof EVENT_KINDS)[number];
   gen: number;
   epoch: number;
   identity?: string;
   detail?: string;
+  leaf?: number;
 }
 
-/** A member as MLS says. */
-export interface RosterEntry { identity: string; signatureKey: Uint8Array; leafIndex: number }
+/**
+ * A member as MLS says. `duplicate` flags an identity held by more than one leaf: normal for one
+ * epoch while a client rejoins, a sign of trouble if it lasts.
+ */
+export interface RosterEntry { identity: string; signatureKey: Uint8Array; leafIndex: number; duplicate: boolean }
 
 const now = (): number => (globalThis.performance ? globalThis.performance.now() : Date.now());
 
@@ -79,6 +105,7 @@ export class SessionClient {
       mlsSuite: config.mlsSuite ?? 1,
       sframeSuite: config.sframeSuite ?? 4,
       tickIntervalMs: config.tickIntervalMs ?? 500,
+      updateInterval: config.updateInterval ?? 600,
       gracePeriodMs: config.gracePeriodMs ?? 2000,
       appendTimeoutMs: config.appendTimeoutMs ?? 10000,
       replayWindow: config.replayWindow ?? 128,
@@ -93,7 +120,9 @@ export class SessionClient {
           if (this.timer) clearInterval(this.timer); // the delivery client ended for good
           this.enqueue(async () => {
             await this.feed({ type: "leave" });
-            this.emit({ kind: "failed", gen: this.genValue, epoch: this.epochValue ?? 0, detail: failure.name });
+            // another connection with our client id took over: the session is over
+            if (failure instanceof ServerError && failure.code === ErrorCode.SUPERSEDED) this.emit({ kind: "superseded", gen: 0, epoch: 0, detail: "SupersededError" });
+            else this.emit({ kind: "failed", gen: this.genValue, epoch: this.epochValue ?? 0, detail: failure.name });
           });
         }
       },
@@ -123,7 +152,9 @@ export class SessionClient {
       epoch: this.epochValue,
       auth: this.authenticator === null ? null : toHex(this.authenticator),
       safety: this.safetyNumber,
+      safety_short: this.safetyValue?.short ?? null,
       roster: this.rosterValue.map((r) => r.identity),
+      duplicates: [...new Set(this.rosterValue.filter((r) => r.duplicate).map((r) => r.identity))].sort(),
       seq: this.lastSeq,
       committer: this.committer?.view.committer() ?? null,
       idle: this.committer?.view.idle() ?? true,
@@ -142,7 +173,7 @@ export class SessionClient {
     const impl = await suiteImpl(this.config.mlsSuite);
     this.decoder = new WireDecoder((kp) => checkKeyPackage(impl, kp));
     this.ops = new MLSGroupOps(impl, this.clientId, this.decoder);
-    this.committer = new Committer(this.clientId, this.ops);
+    this.committer = new Committer(this.clientId, this.ops, this.config.updateInterval);
     await this.delivery.connect();
     this.enqueue(() => this.checkConnection());
     this.timer = setInterval(() => {
@@ -309,8 +340,11 @@ export class SessionClient {
     await this.keys.installEpoch(epoch, baseKey, this.ops.ownLeafIndex, members.map((m) => m.leafIndex), now());
     const expireAt = this.config.gracePeriodMs + 5;
     setTimeout(() => this.enqueue(() => this.keys.expire(now())), expireAt);
-    const old = new Set(this.rosterValue.map((r) => r.identity));
-    const roster = members.map((m) => ({ identity: String.fromCharCode(...m.identity), signatureKey: m.signatureKey, leafIndex: m.leafIndex }));
+    const oldRoster = this.rosterValue;
+    const names = members.map((m) => String.fromCharCode(...m.identity));
+    const roster = members.map((m, i) => ({
+      identity: names[i]!, signatureKey: m.signatureKey, leafIndex: m.leafIndex, duplicate: names.filter((n) => n === names[i]).length > 1,
+    }));
     this.rosterValue = roster;
     this.genValue = gen;
     this.epochValue = epoch;
@@ -319,9 +353,7 @@ export class SessionClient {
     const changed = this.safetyValue === null || !this.safetyValue.matches(safety);
     this.safetyValue = safety;
     this.emit({ kind: "epoch", gen, epoch });
-    const now_ = new Set(roster.map((r) => r.identity));
-    for (const id of [...now_].filter((x) => !old.has(x)).sort()) this.emit({ kind: "joined", gen, epoch, identity: id });
-    for (const id of [...old].filter((x) => !now_.has(x)).sort()) this.emit({ kind: "left", gen, epoch, identity: id });
+    this.emitRosterChanges(oldRoster, roster, gen, epoch);
     if (changed) this.emit({ kind: "safety", gen, epoch, detail: safety.text });
   }
 
@@ -329,14 +361,32 @@ export class SessionClient {
     this.stats.groupLosses += 1;
     if (this.stats.lostReasons.length < 64) this.stats.lostReasons.push(reason);
     await this.keys.clear();
-    for (const id of [...new Set(this.rosterValue.map((r) => r.identity))].filter((x) => x !== this.clientId).sort()) {
-      this.emit({ kind: "left", gen: this.genValue, epoch: this.epochValue ?? 0, identity: id });
-    }
+    this.emitRosterChanges(this.rosterValue, [], this.genValue, this.epochValue ?? 0);
     this.rosterValue = [];
     this.epochValue = null;
     this.authenticator = null;
     this.safetyValue = null;
     this.emit({ kind: "lost", gen: this.genValue, epoch: 0, detail: reason });
+  }
+
+  /** `roster`, then `joined`/`left` by (identity, key), then new `duplicate` flags (as the Python client). */
+  private emitRosterChanges(old: readonly RosterEntry[], now_: readonly RosterEntry[], gen: number, epoch: number): void {
+    const key = (r: RosterEntry) => `${r.identity}\u0000${toHex(r.signatureKey)}`;
+    const before = new Map(old.map((r) => [key(r), r]));
+    const after = new Map(now_.map((r) => [key(r), r]));
+    if (before.size === after.size && [...after.keys()].every((k) => before.has(k))) return;
+    if (now_.length > 0) this.emit({ kind: "roster", gen, epoch, detail: now_.map((r) => r.identity).join(",") });
+    const order = (a: RosterEntry, b: RosterEntry) => compareBytes(ascii(a.identity), ascii(b.identity)) || compareBytes(a.signatureKey, b.signatureKey);
+    for (const r of [...after].filter(([k]) => !before.has(k)).map(([, r]) => r).sort(order)) {
+      this.emit({ kind: "joined", gen, epoch, identity: r.identity, leaf: r.leafIndex });
+    }
+    for (const r of [...before].filter(([k]) => !after.has(k)).map(([, r]) => r).sort(order)) {
+      if (now_.length > 0 || r.identity !== this.clientId) this.emit({ kind: "left", gen, epoch, identity: r.identity, leaf: r.leafIndex });
+    }
+    const flagged = new Set(old.filter((r) => r.duplicate).map((r) => r.identity));
+    for (const id of [...new Set(now_.filter((r) => r.duplicate && !flagged.has(r.identity)).map((r) => r.identity))].sort()) {
+      this.emit({ kind: "duplicate", gen, epoch, identity: id });
+    }
   }
 
   private emit(e: SessionEvent): void {
@@ -347,6 +397,10 @@ export class SessionClient {
       console.error(`session ${this.clientId}: onEvent failed: ${(err as Error).name}`);
     }
   }
+}
+
+function ascii(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
 
 function toHex(b: Uint8Array): string {

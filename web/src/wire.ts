@@ -201,7 +201,14 @@ export interface Decoded { entry: CommitterEntry; rejected: string | null }
 export class WireDecoder {
   private readonly kps = new Map<string, { client: string; keyPackage: Uint8Array; signatureKey: Uint8Array }>();
   private readonly seenKeys = new Set<string>();
+  /** hex signature key -> kpId of the KeyPackage that published it (keys are unique in a room). */
+  private readonly bySignatureKey = new Map<string, string>();
   constructor(private readonly check: KeyPackageChecker) {}
+
+  /** The ref (kpId) of the KeyPackage that published `signatureKey` in this room, or null. */
+  keyPackageOf(signatureKey: Uint8Array): string | null {
+    return this.bySignatureKey.get(toHex(signatureKey)) ?? null;
+  }
 
   /** The signature key of the KeyPackage `ref` names (null if unknown or not the client's). */
   signatureKey(ref: MemberRef): Uint8Array | null {
@@ -235,6 +242,7 @@ export class WireDecoder {
       if (c.uniqueKeys.some((k) => this.seenKeys.has(k)) || this.kps.has(c.kpId)) throw new WireError("KeyPackage reuses a key seen before in this room");
       for (const k of c.uniqueKeys) this.seenKeys.add(k);
       this.kps.set(c.kpId, { client: sender, keyPackage: p.keyPackage, signatureKey: c.signatureKey });
+      this.bySignatureKey.set(toHex(c.signatureKey), c.kpId);
       return { type: "kp", kpId: c.kpId, keyPackage: p.keyPackage };
     }
     if (p.type === "create") return { type: "create", kpId: p.kpId };

@@ -62,7 +62,7 @@ const ops: Ops = {
   },
   async safety(r) {
     const sn = await safetyNumber(hex(r.auth), r.members.map((m: [string, string]) => [hex(m[0]), hex(m[1])] as const));
-    return { hex: sn.hex, text: sn.text };
+    return { hex: sn.hex, text: sn.text, short: sn.short };
   },
 };
 
@@ -197,6 +197,56 @@ ops.wire_decode = async (r) => {
 ops.wire_encode = (r) => {
   const [kind, payload] = encodeBody(bodyFromJson(r.body));
   return { kind, payload: toHex(payload) };
+};
+
+/** Stateful MLS members driven step by step (one MLSGroupOps and WireDecoder each, by name). */
+const members = new Map<string, { ops: MLSGroupOps; decoder: WireDecoder }>();
+const refOf = (r: [string, string]): MemberRef => ({ client: r[0], kpId: r[1] });
+
+ops.mls_open = async (r) => {
+  const cs = await impl;
+  const decoder = new WireDecoder((kp) => checkKeyPackage(cs, kp));
+  members.set(r.name, { ops: new MLSGroupOps(cs, r.identity, decoder), decoder });
+  return { ok: true };
+};
+
+/** Feed log entries to the member's decoder; the body types (or "rejected"). */
+ops.mls_decode = async (r) => {
+  const m = members.get(r.name)!;
+  const out: string[] = [];
+  for (const e of r.entries) {
+    const d = await m.decoder.decode({
+      type: "entry", seq: BigInt(e.seq), timestampMs: BigInt(e.ts), entryType: e.entry_type, flags: 0,
+      sender: e.sender, kind: e.kind, payload: hex(e.payload),
+    });
+    out.push(d.rejected !== null ? "rejected" : d.entry.body.type);
+  }
+  return { bodies: out };
+};
+
+/** One MLSGroupOps call; refs are [client, kpId hex], bytes hex. The result plus epoch and authenticator. */
+ops.mls_do = async (r) => {
+  const m = members.get(r.name)!;
+  const a = r.args ?? {};
+  let result: unknown = null;
+  try {
+    switch (r.call) {
+      case "new_kp": result = (await m.ops.newKeyPackage()).map((x) => (typeof x === "string" ? x : toHex(x))); break;
+      case "create": await m.ops.create(a.kpId); break;
+      case "commit": result = (await m.ops.commit(a.adds.map(hex), a.removes.map(refOf))).map((x) => (x === null ? null : toHex(x))); break;
+      case "merge": m.ops.mergePending(); break;
+      case "join": await m.ops.join(hex(a.welcome), a.kpId); break;
+      case "expect": m.ops.expect(hex(a.commit), a.adds.map(refOf), a.removes.map(refOf)); break;
+      case "process": await m.ops.process(hex(a.commit)); break;
+      case "leaf_of": result = a.refs.map((x: [string, string]) => m.ops.leafOf(refOf(x))); break;
+      default: throw new Error(`unknown call ${r.call}`);
+    }
+  } catch (e) {
+    if (!(e instanceof GroupOpsError)) throw e;
+    return { error: e.message };
+  }
+  const st = m.ops.state;
+  return { result, epoch: m.ops.epoch, auth: st === null ? null : toHex(m.ops.epochAuthenticator) };
 };
 
 ops.committer_replay = async (r) => {

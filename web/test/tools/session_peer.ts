@@ -39,6 +39,7 @@ const ops: Ops = {
   kids: () => ({ send: client!.context.sendKids().map(String), recv: client!.context.receiveKids().map(String) }),
   events: () => client!.events,
   stats: () => client!.stats,
+  notes: () => client!.committer.notes,
   async leave() {
     await client!.leave();
     return { ok: true };
