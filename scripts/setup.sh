@@ -19,7 +19,7 @@ bash scripts/fetch-openssl.sh
 # orange_fast/web/orange-fast.js (so a served page needs no npm at run time).
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   (cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs --tests)
-  cp web/dist/orange-fast.js src/orange_fast/web/orange-fast.js
+  cp web/dist/orange-fast.js web/dist/call.html web/dist/call.js web/dist/call-worker.js src/orange_fast/web/
 else
   echo "setup: node/npm not found: the browser client (web/) is not built and its tests will skip" >&2
 fi
