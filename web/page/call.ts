@@ -143,6 +143,7 @@ async function main(): Promise<void> {
 
   const pub = await janus.attach();
   const [joined] = await pub.message({ request: "join", ptype: "publisher", room: janusRoom, display: id });
+  (window as any).ofFeed = Number(joined.id);
   const remotes = new Map<number, Remote>();
   const sendStreams: string[] = [];
   let publisherPc: RTCPeerConnection | null = null;

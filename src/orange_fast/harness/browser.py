@@ -1,0 +1,229 @@
+"""Browser participants for the call harness: Debian's Chromium driven by Playwright (PyPI).
+
+:class:`BrowserDriver` launches one headless Chromium (``executable_path``, never a downloaded
+build) with fake camera/microphone and opens call pages (``orange_fast/web/call.html``), one
+browser context per participant.  It must run on an asyncio loop inside the Janus network
+namespace (``Netns.run``): Playwright's driver and Chromium inherit the namespace, where the page
+reaches Janus on 127.0.0.2 and the delivery service and page server on 127.0.0.1.
+
+:class:`BrowserGuests` plugs K such participants into :func:`.call.sfu_call` (``guests=``);
+:func:`run_browser_call` is ``orange-fast call --browsers K``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from typing import Any
+
+from .errors import JanusError
+
+__all__ = ["CHROMIUM_FLAGS", "BrowserDriver", "BrowserGuests", "browser_available", "chromium_path",
+           "run_browser_call"]
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (``$ORANGE_FAST_CHROMIUM`` overrides), or ``None``."""
+    return os.environ.get("ORANGE_FAST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_available() -> str | None:
+    """``None`` if browser participants can run here, else the reason (for skips and the CLI)."""
+    if chromium_path() is None:
+        return "chromium is not installed (apt-get install chromium)"
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; no browser download is needed)"
+    from ..web.serve import page_available
+
+    return page_available()
+
+
+class BrowserDriver:
+    """One Chromium and its pages (call participants).  Use on one asyncio loop."""
+
+    def __init__(self, *, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self.pages: list[Any] = []
+        self._pw: Any = None
+        self._browser: Any = None
+
+    async def start(self) -> None:
+        from playwright.async_api import async_playwright
+
+        reason = browser_available()
+        if reason is not None:
+            raise JanusError(f"cannot run a browser participant: {reason}")
+        self._pw = await async_playwright().start()
+        self._browser = await self._pw.chromium.launch(executable_path=chromium_path(), headless=True,
+                                                       args=CHROMIUM_FLAGS)
+
+    async def open(self, url: str) -> Any:
+        """Open a call page in a fresh context; wait until it is ready (or raise its error)."""
+        context = await self._browser.new_context(permissions=["camera", "microphone"])
+        page = await context.new_page()
+        self.pages.append(page)
+        await page.goto(url)
+        await page.wait_for_function("window.ofReady === true || window.ofError !== undefined",
+                                     timeout=self.timeout * 1000)
+        error = await page.evaluate("window.ofError")
+        if error:
+            raise JanusError(f"the call page failed: {error}")
+        return page
+
+    @staticmethod
+    async def stats(page: Any) -> dict[str, Any]:
+        """``window.ofStats()`` of a page (counts, safety number, roster; no secrets)."""
+        result: dict[str, Any] = await page.evaluate("window.ofStats()")
+        return result
+
+    async def stop(self) -> None:
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            try:
+                await asyncio.wait_for(browser.close(), 15)
+            except Exception:  # noqa: BLE001 - best effort: Chromium is going away anyway
+                pass
+        pw, self._pw = self._pw, None
+        if pw is not None:
+            try:
+                await asyncio.wait_for(pw.stop(), 15)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def page_query(**params: Any) -> str:
+    """The query string of a call page URL (values that are ``None`` are left out)."""
+    from urllib.parse import urlencode
+
+    return "?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+class BrowserGuests:
+    """K browser participants of an :func:`.call.sfu_call` call (its ``guests``).
+
+    Indices ``first_index ..``; each page joins the MLS room (``room``'s delivery service and
+    token) as ``browser-<index>``, publishes to the Janus room and subscribes to everyone.
+    """
+
+    def __init__(self, k: int, *, janus_url: str, session_room: Any, first_index: int,
+                 transform: str | None = None, timeout: float = 60.0) -> None:
+        self.k = k
+        self.janus_url = janus_url
+        self.session_room = session_room
+        self.first_index = first_index
+        self.transform = transform
+        self.timeout = timeout
+        self.driver = BrowserDriver(timeout=timeout)
+        self.web: Any = None
+        self.pages: list[Any] = []
+        self.feeds: dict[int, int] = {}
+
+    def identity(self, i: int) -> str:
+        return f"browser-{self.first_index + i}"
+
+    async def start(self, room: int) -> dict[int, int]:
+        from ..web.serve import WebServer
+
+        self.web = WebServer("127.0.0.1", 0, config={"janus": self.janus_url, "ws": self.session_room.url})
+        await self.web.start()
+        await self.driver.start()
+        for i in range(self.k):
+            url = self.web.url + page_query(room=self.session_room.room, id=self.identity(i),
+                                            tokenhex=self.session_room.token.hex(), janusroom=room,
+                                            transform=self.transform)
+            page = await self.driver.open(url)
+            self.pages.append(page)
+            await page.wait_for_function("window.ofFeed !== undefined", timeout=self.timeout * 1000)
+            self.feeds[int(await page.evaluate("window.ofFeed"))] = self.first_index + i
+        # everyone (Python members and browsers) in one MLS group before the media phase is timed
+        await asyncio.to_thread(self.session_room.wait_converged, self.timeout)
+        return dict(self.feeds)
+
+    async def report(self) -> list[dict[str, Any]]:
+        return [await self.driver.stats(p) for p in self.pages]
+
+    async def stop(self) -> None:
+        for page in self.pages:
+            try:
+                await asyncio.wait_for(page.evaluate("window.ofLeave && window.ofLeave()"), 10)
+            except Exception:  # noqa: BLE001 - best effort at the end of the call
+                pass
+        await self.driver.stop()
+        if self.web is not None:
+            await self.web.stop()
+
+
+def browser_participant(index: int, stats: dict[str, Any], roster_index: dict[str, int]) -> dict[str, Any]:
+    """A browser's entry of the demo's ``participants`` (same fields as an aiortc member's)."""
+    remotes: dict[str, Any] = {}
+    for who, counts in stats.get("frames_decrypted_per_remote", {}).items():
+        key = str(roster_index.get(who, who))
+        remotes[key] = {"video_frames_decoded": counts.get("video", 0), "audio_frames_decoded": counts.get("audio", 0)}
+    return {
+        "index": index,
+        "kind": "browser",
+        "identity": stats.get("id"),
+        "transform": stats.get("mode"),
+        "frames_sent": stats.get("frames_sent", {}),
+        "frames_encrypted": sum(stats.get("frames_encrypted", {}).values()),
+        "frames_decrypted": sum(c.get("video", 0) + c.get("audio", 0)
+                                for c in stats.get("frames_decrypted_per_remote", {}).values()),
+        "frames_decrypted_per_remote": remotes,
+        "frames_dropped": stats.get("frames_dropped", {}),
+        "safety_number": stats.get("safety"),
+    }
+
+
+def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8", transform: str | None = None,
+                     timeout: float = 90.0) -> dict[str, Any]:
+    """``n`` aiortc and ``k`` Chromium participants in one MLS group and one Janus room.
+
+    Raises:
+        JanusError: Janus, namespaces, Chromium, Playwright or the built page are missing (the message says why).
+    """
+    from .aio import run_bounded
+    from .call import sfu_call
+    from .demo import summarize
+    from .janus import JanusServer, janus_available
+    from .session_room import SessionRoom
+
+    if videocodec != "vp8":
+        raise ValueError("browser participants use VP8")
+    for reason in (janus_available(), browser_available()):
+        if reason is not None:
+            raise JanusError(f"cannot run the call: {reason}")
+    with JanusServer() as server, SessionRoom(n, netns=server.netns, members=n + k, timeout=timeout) as room:
+        guests = BrowserGuests(k, janus_url=server.url, session_room=room, first_index=n, transform=transform,
+                               timeout=timeout)
+
+        async def call() -> dict[str, Any]:
+            try:
+                return await sfu_call(server.url, n=n, seconds=seconds, videocodec=videocodec,
+                                      keys=list(room.clients), guests=guests)
+            finally:
+                await guests.stop()
+
+        report = server.netns.run(lambda: run_bounded(call(), timeout=seconds + 3 * timeout),
+                                  timeout=seconds + 3 * timeout + 30)
+        safety = room.safety_numbers()
+        summary = summarize(report, safety)
+        roster = {c.client_id: i for i, c in enumerate(room.clients)}
+        roster.update({guests.identity(i): n + i for i in range(k)})
+        for p in summary["participants"]:
+            p["kind"] = "aiortc"
+            p["identity"] = room.clients[p["index"]].client_id
+        for i, stats in enumerate(report.get("guests", [])):
+            summary["participants"].append(browser_participant(n + i, stats, roster))
+        summary["delivery_service"] = room.url
+        summary["epoch"] = room.clients[0].epoch
+        return summary
