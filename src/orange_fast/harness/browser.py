@@ -208,15 +208,18 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
 
         async def call() -> dict[str, Any]:
             try:
-                return await sfu_call(server.url, n=n, seconds=seconds, videocodec=videocodec,
-                                      keys=list(room.clients), guests=guests)
+                report = await sfu_call(server.url, n=n, seconds=seconds, videocodec=videocodec,
+                                        keys=list(room.clients), guests=guests)
+                # read before the browsers leave (their removal is a new epoch)
+                report["safety_numbers"] = room.safety_numbers()
+                report["epoch"] = room.clients[0].epoch
+                return report
             finally:
                 await guests.stop()
 
         report = server.netns.run(lambda: run_bounded(call(), timeout=seconds + 3 * timeout),
                                   timeout=seconds + 3 * timeout + 30)
-        safety = room.safety_numbers()
-        summary = summarize(report, safety)
+        summary = summarize(report, report["safety_numbers"])
         roster = {c.client_id: i for i, c in enumerate(room.clients)}
         roster.update({guests.identity(i): n + i for i in range(k)})
         for p in summary["participants"]:
@@ -225,5 +228,5 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
         for i, stats in enumerate(report.get("guests", [])):
             summary["participants"].append(browser_participant(n + i, stats, roster))
         summary["delivery_service"] = room.url
-        summary["epoch"] = room.clients[0].epoch
+        summary["epoch"] = report["epoch"]
         return summary
