@@ -116,13 +116,18 @@ class BrowserGuests:
     """
 
     def __init__(self, k: int, *, janus_url: str, session_room: Any, first_index: int,
-                 transform: str | None = None, timeout: float = 60.0) -> None:
+                 transform: str | None = None, timeout: float = 60.0, e2ee: bool = True,
+                 keyless_browser: bool = False, browsers_first: bool = False) -> None:
         self.k = k
         self.janus_url = janus_url
         self.session_room = session_room
         self.first_index = first_index
         self.transform = transform
         self.timeout = timeout
+        self.e2ee = e2ee
+        self.keyless_browser = keyless_browser
+        self.browsers_first = browsers_first
+        self.keyless_page: Any = None
         self.driver = BrowserDriver(timeout=timeout)
         self.web: Any = None
         self.pages: list[Any] = []
@@ -140,17 +145,33 @@ class BrowserGuests:
         for i in range(self.k):
             url = self.web.url + page_query(room=self.session_room.room, id=self.identity(i),
                                             tokenhex=self.session_room.token.hex(), janusroom=room,
-                                            transform=self.transform)
+                                            transform=self.transform, e2ee=None if self.e2ee else 0)
             page = await self.driver.open(url)
             self.pages.append(page)
             await page.wait_for_function("window.ofFeed !== undefined", timeout=self.timeout * 1000)
             self.feeds[int(await page.evaluate("window.ofFeed"))] = self.first_index + i
+            if self.browsers_first and i == 0:
+                # the first browser creates the MLS group: it is the designated committer
+                await page.wait_for_function("window.ofSession && window.ofSession.epoch !== null",
+                                             timeout=self.timeout * 1000)
+                await asyncio.to_thread(self.session_room.start_clients)
+        if self.keyless_browser:
+            # subscribes to everyone, holds no key: must decode nothing
+            url = self.web.url + page_query(id="keyless-browser", keyless=1, publish=0, janusroom=room,
+                                            transform=self.transform)
+            self.keyless_page = await self.driver.open(url)
         # everyone (Python members and browsers) in one MLS group before the media phase is timed
         await asyncio.to_thread(self.session_room.wait_converged, self.timeout)
         return dict(self.feeds)
 
     async def report(self) -> list[dict[str, Any]]:
-        return [await self.driver.stats(p) for p in self.pages]
+        out = []
+        for page in [*self.pages, *([self.keyless_page] if self.keyless_page is not None else [])]:
+            stats = await self.driver.stats(page)
+            stats["dom_safety"] = await page.inner_text("#safety")
+            stats["dom_tiles"] = await page.eval_on_selector_all(".tile .name", "els => els.map(e => e.textContent)")
+            out.append(stats)
+        return out
 
     async def stop(self) -> None:
         for page in self.pages:
@@ -185,8 +206,15 @@ def browser_participant(index: int, stats: dict[str, Any], roster_index: dict[st
 
 
 def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8", transform: str | None = None,
-                     timeout: float = 90.0) -> dict[str, Any]:
+                     timeout: float = 90.0, e2ee: bool = True, keyless_browser: bool = False,
+                     browsers_first: bool = False) -> dict[str, Any]:
     """``n`` aiortc and ``k`` Chromium participants in one MLS group and one Janus room.
+
+    ``transform``: the pages' encoded-frame API (``script``/``streams``; default: the page picks);
+    ``e2ee=False``: the browsers send plaintext (negative tests); ``keyless_browser``: one more page
+    that subscribes without any key (its stats are the summary's ``keyless_browser``);
+    ``browsers_first``: the first browser creates the MLS group (designated committer) and adds
+    the Python members.
 
     Raises:
         JanusError: Janus, namespaces, Chromium, Playwright or the built page are missing (the message says why).
@@ -202,9 +230,11 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
     for reason in (janus_available(), browser_available()):
         if reason is not None:
             raise JanusError(f"cannot run the call: {reason}")
-    with JanusServer() as server, SessionRoom(n, netns=server.netns, members=n + k, timeout=timeout) as room:
+    with JanusServer() as server, SessionRoom(n, netns=server.netns, members=n + k, timeout=timeout,
+                                             defer_clients=browsers_first) as room:
         guests = BrowserGuests(k, janus_url=server.url, session_room=room, first_index=n, transform=transform,
-                               timeout=timeout)
+                               timeout=timeout, e2ee=e2ee, keyless_browser=keyless_browser,
+                               browsers_first=browsers_first)
 
         async def call() -> dict[str, Any]:
             try:
@@ -225,8 +255,22 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
         for p in summary["participants"]:
             p["kind"] = "aiortc"
             p["identity"] = room.clients[p["index"]].client_id
-        for i, stats in enumerate(report.get("guests", [])):
-            summary["participants"].append(browser_participant(n + i, stats, roster))
+        browsers = report.get("guests", [])
+        for i, stats in enumerate(browsers[:k]):
+            entry = browser_participant(n + i, stats, roster)
+            entry["dom_safety_number"] = stats.get("dom_safety")
+            entry["tiles"] = stats.get("dom_tiles")
+            entry["committer"] = (stats.get("sessionStatus") or {}).get("committer")
+            entry["video_frames_rendered_per_feed"] = {name: f.get("framesDecoded", 0)
+                                                       for name, f in stats.get("feeds", {}).items()}
+            summary["participants"].append(entry)
+        if keyless_browser and len(browsers) > k:
+            kb = browsers[k]
+            summary["keyless_browser"] = {"frames_received": sum(f["frames"]["video"] + f["frames"]["audio"]
+                                                                 for f in kb.get("feeds", {}).values()),
+                                          "frames_decrypted": sum(f["decrypted"]["video"] + f["decrypted"]["audio"]
+                                                                  for f in kb.get("feeds", {}).values()),
+                                          "frames_dropped": kb.get("frames_dropped", {})}
         summary["delivery_service"] = room.url
         summary["epoch"] = report["epoch"]
         return summary

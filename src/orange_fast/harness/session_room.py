@@ -28,11 +28,13 @@ class SessionRoom:
     """
 
     def __init__(self, n: int, *, timeout: float = 60.0, room: str = "demo", netns: Any = None,
-                 members: int | None = None) -> None:
+                 members: int | None = None, defer_clients: bool = False) -> None:
         """``netns``: run the delivery service and the clients inside this
         :class:`~orange_fast.harness.netns.Netns` (so browsers there reach it on 127.0.0.1);
         ``members``: the group size to converge on (``n`` plus members that join from
-        elsewhere, e.g. browsers: then :meth:`start` does not wait, :meth:`wait_converged` does)."""
+        elsewhere, e.g. browsers: then :meth:`start` does not wait, :meth:`wait_converged` does);
+        ``defer_clients``: :meth:`start` creates the clients but connects them only at
+        :meth:`start_clients` (so that someone else, e.g. a browser, is the room's first member)."""
         if n < 1:
             raise ValueError("a room needs at least one participant")
         self.n = n
@@ -40,6 +42,7 @@ class SessionRoom:
         self.room = room
         self.members = n if members is None else members
         self.netns = netns
+        self.defer_clients = defer_clients
         self.clients: list[Any] = []
         self.url = ""
         self.token = secrets.token_bytes(24)  # the room token (a recorder joining the room needs it)
@@ -86,9 +89,17 @@ class SessionRoom:
         token = self.token
         config = SessionConfig(tick_interval=0.2)
         for i in range(self.n):
-            client = SessionClient(self.url, self.room, token, f"participant-{i}", config=config)
+            self.clients.append(SessionClient(self.url, self.room, token, f"participant-{i}", config=config))
+        if not self.defer_clients:
+            await self._start_clients()
+
+    def start_clients(self) -> None:
+        """Connect the clients created by a ``defer_clients`` room (from any thread but the room's)."""
+        self._run(self._start_clients(), self.timeout + 10)
+
+    async def _start_clients(self) -> None:
+        for client in self.clients:
             await client.start()
-            self.clients.append(client)
         if self.members == self.n:
             await self._converge()
 
