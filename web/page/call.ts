@@ -213,7 +213,12 @@ async function main(): Promise<void> {
   onPublishers(joined.publishers);
 
   // ------------------------------------------------------------------ stats (tests and the tiles)
-  const rosterName = (leaf: string): string => session?.roster.find((r) => String(r.leafIndex) === leaf)?.identity ?? `leaf ${leaf}`;
+  // leaf -> identity of every member seen in this call (a member that left keeps its name in the counts)
+  const leafNames = new Map<string, string>();
+  const rosterName = (leaf: string): string => {
+    for (const r of session?.roster ?? []) leafNames.set(String(r.leafIndex), r.identity);
+    return leafNames.get(leaf) ?? `leaf ${leaf}`;
+  };
   const stats = async (): Promise<Record<string, unknown>> => {
     const byId = new Map(workerStreams.map((s) => [s.id, s]));
     const perRemote: Record<string, { video: number; audio: number }> = {};

@@ -117,7 +117,7 @@ class BrowserGuests:
 
     def __init__(self, k: int, *, janus_url: str, session_room: Any, first_index: int,
                  transform: str | None = None, timeout: float = 60.0, e2ee: bool = True,
-                 keyless_browser: bool = False, browsers_first: bool = False) -> None:
+                 keyless_browser: bool = False, browsers_first: bool = False, leaves: bool = False) -> None:
         self.k = k
         self.janus_url = janus_url
         self.session_room = session_room
@@ -128,6 +128,10 @@ class BrowserGuests:
         self.keyless_browser = keyless_browser
         self.browsers_first = browsers_first
         self.keyless_page: Any = None
+        self.leaves = leaves
+        self.leave_report: dict[str, Any] = {}
+        self._timeline: asyncio.Future[None] | None = None
+        self._members: list[Any] = []
         self.driver = BrowserDriver(timeout=timeout)
         self.web: Any = None
         self.pages: list[Any] = []
@@ -136,9 +140,10 @@ class BrowserGuests:
     def identity(self, i: int) -> str:
         return f"browser-{self.first_index + i}"
 
-    async def start(self, room: int) -> dict[int, int]:
+    async def start(self, room: int, members: list[Any] | None = None) -> dict[int, int]:
         from ..web.serve import WebServer
 
+        self._members = list(members or [])
         self.web = WebServer("127.0.0.1", 0, config={"janus": self.janus_url, "ws": self.session_room.url})
         await self.web.start()
         await self.driver.start()
@@ -162,9 +167,46 @@ class BrowserGuests:
             self.keyless_page = await self.driver.open(url)
         # everyone (Python members and browsers) in one MLS group before the media phase is timed
         await asyncio.to_thread(self.session_room.wait_converged, self.timeout)
+        if self.leaves:
+            self._timeline = asyncio.ensure_future(self._leave_timeline())
         return dict(self.feeds)
 
+    async def _snapshot(self) -> dict[str, Any]:
+        """Video frames decoded so far, per receiver and remote index (aiortc sinks, page counters)."""
+        feeds = dict(self.feeds)
+        feeds.update({m.feed: m.index for m in self._members if m.feed is not None})
+        out: dict[str, Any] = {}
+        for m in self._members:
+            out[str(m.index)] = {str(feeds.get(f)): s.frames for f, s in m.sinks if s.kind == "video"}
+        names = {c.client_id: i for i, c in enumerate(self.session_room.clients)}
+        names.update({self.identity(i): self.first_index + i for i in range(self.k)})
+        for i, page in enumerate(self.pages):
+            stats = await self.driver.stats(page)
+            out[str(self.first_index + i)] = {str(names.get(who, who)): c.get("video", 0)
+                                              for who, c in stats.get("frames_decrypted_per_remote", {}).items()}
+        return out
+
+    async def _leave_timeline(self) -> None:
+        """A browser leaves mid-call, then an aiortc member; snapshots after both."""
+        room = self.session_room
+        await asyncio.sleep(3.0)
+        leaver = self.k - 1
+        await self.pages[leaver].evaluate("window.ofLeave()")
+        room.expect_members(room.n + self.k - 1)
+        await asyncio.to_thread(room.wait_converged, self.timeout)
+        self.leave_report["browser_left"] = self.first_index + leaver
+        await asyncio.sleep(2.0)
+        py = room.n - 1
+        await asyncio.to_thread(room.leave_client, py, self.timeout)
+        self.leave_report["aiortc_left"] = py
+        self.leave_report["epoch_after"] = room.clients[0].epoch
+        await asyncio.sleep(1.0)  # frames of the old epoch still in flight or held
+        self.leave_report["after_leaves"] = await self._snapshot()
+
     async def report(self) -> list[dict[str, Any]]:
+        if self._timeline is not None:
+            await asyncio.wait_for(self._timeline, self.timeout)
+            self.leave_report["end"] = await self._snapshot()
         out = []
         for page in [*self.pages, *([self.keyless_page] if self.keyless_page is not None else [])]:
             stats = await self.driver.stats(page)
@@ -207,14 +249,16 @@ def browser_participant(index: int, stats: dict[str, Any], roster_index: dict[st
 
 def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8", transform: str | None = None,
                      timeout: float = 90.0, e2ee: bool = True, keyless_browser: bool = False,
-                     browsers_first: bool = False) -> dict[str, Any]:
+                     browsers_first: bool = False, leaves: bool = False) -> dict[str, Any]:
     """``n`` aiortc and ``k`` Chromium participants in one MLS group and one Janus room.
 
     ``transform``: the pages' encoded-frame API (``script``/``streams``; default: the page picks);
     ``e2ee=False``: the browsers send plaintext (negative tests); ``keyless_browser``: one more page
     that subscribes without any key (its stats are the summary's ``keyless_browser``);
     ``browsers_first``: the first browser creates the MLS group (designated committer) and adds
-    the Python members.
+    the Python members.  ``leaves``: the last browser leaves ~3 s into the call, then the last
+    aiortc member; the summary's ``leaves`` has per receiver and remote the video frames decoded
+    after both leaves (``after_leaves``) and at the end (``end``).
 
     Raises:
         JanusError: Janus, namespaces, Chromium, Playwright or the built page are missing (the message says why).
@@ -234,7 +278,7 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
                                              defer_clients=browsers_first) as room:
         guests = BrowserGuests(k, janus_url=server.url, session_room=room, first_index=n, transform=transform,
                                timeout=timeout, e2ee=e2ee, keyless_browser=keyless_browser,
-                               browsers_first=browsers_first)
+                               browsers_first=browsers_first, leaves=leaves)
 
         async def call() -> dict[str, Any]:
             try:
@@ -271,6 +315,8 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
                                           "frames_decrypted": sum(f["decrypted"]["video"] + f["decrypted"]["audio"]
                                                                   for f in kb.get("feeds", {}).values()),
                                           "frames_dropped": kb.get("frames_dropped", {})}
+        if leaves:
+            summary["leaves"] = guests.leave_report
         summary["delivery_service"] = room.url
         summary["epoch"] = report["epoch"]
         return summary

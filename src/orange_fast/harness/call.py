@@ -166,8 +166,8 @@ async def sfu_call(
     sides, what was sent and decoded around it; see :func:`.churn.churn_report`).
     ``transitions``: the hooks' epoch-change policy (default: hold, keyframes on joins).
     ``guests``: participants that are not aiortc (browsers, :mod:`.browser`): an object with
-    ``async start(room) -> {feed: index}`` (called once the room exists; they publish and subscribe
-    themselves, the members here subscribe to their feeds) and ``async report() -> list`` (the
+    ``async start(room, members) -> {feed: index}`` (called once the room exists, with the aiortc
+    members' list; they publish and subscribe themselves, the members here subscribe to their feeds) and ``async report() -> list`` (the
     report's ``guests``, read at the end of the media phase).
     """
     if n < 2:
@@ -250,7 +250,7 @@ async def sfu_call(
             await m.client.connect()
         await create_room(members[0].client, room, videocodec=videocodec)
         if guests is not None:
-            feeds.update(await guests.start(room))
+            feeds.update(await guests.start(room, members))
         for m in members:
             await start_publishing(m)
         feeds.update({m.feed: m.index for m in members if m.feed is not None})

@@ -43,6 +43,7 @@ class SessionRoom:
         self.members = n if members is None else members
         self.netns = netns
         self.defer_clients = defer_clients
+        self.left: set[int] = set()  # indices of clients that left (leave_client)
         self.clients: list[Any] = []
         self.url = ""
         self.token = secrets.token_bytes(24)  # the room token (a recorder joining the room needs it)
@@ -108,15 +109,34 @@ class SessionRoom:
         t = self.timeout if timeout is None else timeout
         self._run(self._converge(t), t + 5)
 
+    def expect_members(self, members: int) -> None:
+        """Change the group size :meth:`wait_converged` waits for (someone else joined or left)."""
+        self._loop.call_soon_threadsafe(setattr, self, "members", members)
+
+    def leave_client(self, index: int, timeout: float | None = None) -> None:
+        """Client ``index`` leaves (BYE); block until the others converge without it."""
+        async def leave() -> None:
+            await self.clients[index].leave(timeout=2.0)
+            self.left.add(index)
+            self.members -= 1
+            await self._converge(timeout)
+
+        t = self.timeout if timeout is None else timeout
+        self._run(leave(), t + 10)
+
+    def _active(self) -> list[Any]:
+        return [c for i, c in enumerate(self.clients) if i not in self.left]
+
     async def _converge(self, timeout: float | None = None) -> None:
-        await self.clients[0].wait_until(self._converged, self.timeout if timeout is None else timeout)
+        await self._active()[0].wait_until(self._converged, self.timeout if timeout is None else timeout)
 
     def _converged(self) -> bool:
-        states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in self.clients}
+        active = self._active()
+        states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in active}
         return (
-            all(c.in_group and c.send_kid() is not None for c in self.clients)
+            all(c.in_group and c.send_kid() is not None for c in active)
             and len(states) == 1
-            and all(len(c.roster) == self.members for c in self.clients)
+            and all(len(c.roster) == self.members for c in active)
         )
 
     def safety_numbers(self) -> list[str]:
