@@ -66,7 +66,8 @@ def _assert_everyone_decodes_everyone(summary: dict[str, Any]) -> None:
         assert p["frames_decrypted_per_remote"][str(N)]["audio_hz"] > 0
     # the page decrypted the frames *and* Chromium decoded the pictures of each Python member
     assert browser["frames_encrypted"] > 0
-    assert set(browser["tiles"]) == {"p0", "p1"} or len(browser["tiles"]) == N
+    # one tile per remote, named from the MLS roster (the KIDs of the frames it decrypted)
+    assert sorted(browser["tiles"]) == [f"participant-{i}" for i in range(N)]
     assert all(v >= 8 for v in browser["video_frames_rendered_per_feed"].values()), browser
     # one safety number: the Python members', the page's session, the page's DOM
     numbers = {p["safety_number"] for p in parts} | {browser["dom_safety_number"]}

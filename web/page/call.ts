@@ -225,6 +225,7 @@ async function main(): Promise<void> {
     const dropped: Record<string, number> = {};
     const feeds: Record<string, unknown> = {};
     for (const r of remotes.values()) {
+      const senders = new Set<string>();
       const f = { feed: r.feed, frames: { video: 0, audio: 0 }, decrypted: { video: 0, audio: 0 }, dropped: {} as Record<string, number>, framesDecoded: 0, left: r.tile.classList.contains("gone") };
       for (const sid of r.streams) {
         const s = byId.get(sid);
@@ -238,6 +239,7 @@ async function main(): Promise<void> {
         }
         for (const [leaf, n] of Object.entries(s.bySender)) {
           const who = rosterName(leaf);
+          senders.add(who);
           perRemote[who] ??= { video: 0, audio: 0 };
           perRemote[who][k] += n;
         }
@@ -247,7 +249,9 @@ async function main(): Promise<void> {
           if (x.type === "inbound-rtp" && x.kind === "video") f.framesDecoded += x.framesDecoded ?? 0;
         });
       } catch { /* closed */ }
-      feeds[r.display] = f;
+      feeds[r.display] = { ...f, mls_identity: [...senders].sort() };
+      // the tile is named by who the MLS keys say sent the frames, not by the SFU's display name
+      r.tile.querySelector(".name")!.textContent = senders.size > 0 ? [...senders].sort().join(", ") : `${r.display} (no frame decrypted)`;
       r.tile.querySelector(".counts")!.textContent =
         `decrypted video ${f.decrypted.video} audio ${f.decrypted.audio}, decoded ${f.framesDecoded}\ndropped ${JSON.stringify(f.dropped)}`;
     }
