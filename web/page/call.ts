@@ -23,6 +23,7 @@ type Mode = "script" | "streams";
 interface WorkerStream {
   id: string; side: string; kind: string; frames: number; protected: number; decrypted: number; empty: number;
   held: number; keyframeRequests: number; bySender: Record<string, number>; dropped: Record<string, number>; codec: string;
+  busyMs: number; heldMs: number;
 }
 
 interface Remote { feed: number; display: string; pc: RTCPeerConnection; tile: HTMLElement; streams: string[] }
@@ -226,13 +227,14 @@ async function main(): Promise<void> {
     const feeds: Record<string, unknown> = {};
     for (const r of remotes.values()) {
       const senders = new Set<string>();
-      const f = { feed: r.feed, frames: { video: 0, audio: 0 }, decrypted: { video: 0, audio: 0 }, dropped: {} as Record<string, number>, framesDecoded: 0, left: r.tile.classList.contains("gone") };
+      const f = { feed: r.feed, cryptoMs: 0, frames: { video: 0, audio: 0 }, decrypted: { video: 0, audio: 0 }, dropped: {} as Record<string, number>, framesDecoded: 0, left: r.tile.classList.contains("gone") };
       for (const sid of r.streams) {
         const s = byId.get(sid);
         if (!s) continue;
         const k = s.kind as "video" | "audio";
         f.frames[k] += s.frames;
         f.decrypted[k] += s.decrypted;
+        f.cryptoMs += s.busyMs - s.heldMs;
         for (const [reason, n] of Object.entries(s.dropped)) {
           f.dropped[reason] = (f.dropped[reason] ?? 0) + n;
           dropped[reason] = (dropped[reason] ?? 0) + n;
@@ -257,11 +259,13 @@ async function main(): Promise<void> {
     }
     const sent = { video: 0, audio: 0 };
     const encrypted = { video: 0, audio: 0 };
+    let sendCryptoMs = 0;
     for (const sid of sendStreams) {
       const s = byId.get(sid);
       if (!s) continue;
       sent[s.kind as "video" | "audio"] += s.frames;
       encrypted[s.kind as "video" | "audio"] += s.protected;
+      sendCryptoMs += s.busyMs;
     }
     return {
       id, room, mode, e2ee, keyless, vp8ClearHeader,
@@ -272,6 +276,8 @@ async function main(): Promise<void> {
       publishing: publisherPc?.connectionState ?? null,
       frames_sent: sent,
       frames_encrypted: encrypted,
+      send_crypto_ms: sendCryptoMs,
+      uptime_ms: performance.now(),
       frames_decrypted_per_remote: perRemote,
       frames_dropped: dropped,
       feeds,

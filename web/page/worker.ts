@@ -33,6 +33,10 @@ interface StreamStats {
   bySender: Record<string, number>;
   dropped: Record<string, number>;
   codec: string;
+  /** Milliseconds spent protecting/unprotecting (timer resolution ~0.1 ms: meaningful over many frames). */
+  busyMs: number;
+  /** Of which waiting for keys (held frames). */
+  heldMs: number;
 }
 
 let ctx = new Context(4, { replayWindow: 128 });
@@ -107,7 +111,7 @@ function reasonOf(e: unknown): string {
 interface Controls { requestKeyframe?: () => void; generateKeyframe?: () => void }
 
 function makeTransform(opts: StreamOptions, controls: Controls): TransformStream {
-  const st: StreamStats = { id: opts.id, side: opts.side, kind: opts.kind, frames: 0, protected: 0, decrypted: 0, empty: 0, held: 0, keyframeRequests: 0, bySender: {}, dropped: {}, codec: "" };
+  const st: StreamStats = { id: opts.id, side: opts.side, kind: opts.kind, frames: 0, protected: 0, decrypted: 0, empty: 0, held: 0, keyframeRequests: 0, bySender: {}, dropped: {}, codec: "", busyMs: 0, heldMs: 0 };
   streams.push(st);
   const drop = (reason: string): void => {
     st.dropped[reason] = (st.dropped[reason] ?? 0) + 1;
@@ -133,6 +137,16 @@ function makeTransform(opts: StreamOptions, controls: Controls): TransformStream
       }
       const mime = codecOf(frame, opts.kind);
       st.codec = mime;
+      const t0 = performance.now();
+      try {
+        await handle(frame, data, mime, out);
+      } finally {
+        st.busyMs += performance.now() - t0;
+      }
+    },
+  });
+  async function handle(frame: RTCEncodedVideoFrame | RTCEncodedAudioFrame, data: Uint8Array, mime: string,
+                        out: TransformStreamDefaultController): Promise<void> {
       if (opts.side === "send") {
         if (!opts.e2ee) {
           out.enqueue(frame); // E2EE off (negative tests only): plaintext on the wire
@@ -165,7 +179,10 @@ function makeTransform(opts: StreamOptions, controls: Controls): TransformStream
         } catch (e) {
           if (e instanceof UnknownKeyError && giveUpGeneration !== generation) {
             st.held += 1;
-            if (await keysChanged(HOLD_MS)) continue;
+            const h0 = performance.now();
+            const changed = await keysChanged(HOLD_MS);
+            st.heldMs += performance.now() - h0;
+            if (changed) continue;
             giveUpGeneration = generation;
             drop("hold_timeout");
           } else {
@@ -175,8 +192,7 @@ function makeTransform(opts: StreamOptions, controls: Controls): TransformStream
           return;
         }
       }
-    },
-  });
+  }
 }
 
 function pipe(readable: ReadableStream, writable: WritableStream, opts: StreamOptions, controls: Controls): void {

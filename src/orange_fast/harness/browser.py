@@ -299,6 +299,8 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
         for p in summary["participants"]:
             p["kind"] = "aiortc"
             p["identity"] = room.clients[p["index"]].client_id
+            for i in range(k):  # a browser's fake microphone beeps: no expected tone
+                p["frames_decrypted_per_remote"].get(str(n + i), {})["audio_hz_expected"] = None
         browsers = report.get("guests", [])
         for i, stats in enumerate(browsers[:k]):
             entry = browser_participant(n + i, stats, roster)
@@ -307,6 +309,9 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
             entry["committer"] = (stats.get("sessionStatus") or {}).get("committer")
             entry["video_frames_rendered_per_feed"] = {name: f.get("framesDecoded", 0)
                                                        for name, f in stats.get("feeds", {}).items()}
+            entry["worker_crypto_ms"] = {"send": round(stats.get("send_crypto_ms", 0.0), 1),
+                                         "per_feed": {name: round(f.get("cryptoMs", 0.0), 1)
+                                                      for name, f in stats.get("feeds", {}).items()}}
             summary["participants"].append(entry)
         if keyless_browser and len(browsers) > k:
             kb = browsers[k]
