@@ -37,7 +37,8 @@ def _get(url: str, method: str = "GET") -> tuple[int, bytes, str]:
 
 def test_web_server_serves_only_the_page_files() -> None:
     async def scenario() -> list[tuple[int, bytes, str]]:
-        async with WebServer("127.0.0.1", 0, config={"ws": "ws://127.0.0.1:1", "janus": "http://127.0.0.1:2/janus"}) as web:
+        config = {"ws": "ws://127.0.0.1:1", "janus": "http://127.0.0.1:2/janus"}
+        async with WebServer("127.0.0.1", 0, config=config) as web:
             urls = [web.url, web.url + "call-worker.js", web.url + "config.json?x=1", web.url + "../../etc/passwd",
                     web.url + "serve.py", web.url + "call.js"]
             out = [await asyncio.to_thread(_get, u) for u in urls]

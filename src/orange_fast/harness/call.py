@@ -167,8 +167,9 @@ async def sfu_call(
     ``transitions``: the hooks' epoch-change policy (default: hold, keyframes on joins).
     ``guests``: participants that are not aiortc (browsers, :mod:`.browser`): an object with
     ``async start(room, members) -> {feed: index}`` (called once the room exists, with the aiortc
-    members' list; they publish and subscribe themselves, the members here subscribe to their feeds) and ``async report() -> list`` (the
-    report's ``guests``, read at the end of the media phase).
+    members' list; they publish and subscribe themselves, the members here subscribe to their
+    feeds) and ``async report() -> list`` (the report's ``guests``, read at the end of the media
+    phase).
     """
     if n < 2:
         raise ValueError("a call needs at least 2 participants")
