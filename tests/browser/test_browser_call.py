@@ -130,3 +130,26 @@ def test_a_browser_and_an_aiortc_member_leave_mid_call_and_the_others_keep_decod
     assert all(delta.get((left, tx), 0) == 0 for tx in ("0", str(N))), delta
     # the browser that left decrypts nothing new either
     assert all(delta.get((str(N + 1), tx), 0) == 0 for tx in ("0", str(N))), delta
+
+
+def test_a_python_committer_adds_a_second_browser_mid_call() -> None:
+    def once() -> dict[str, Any]:
+        return run_browser_call(N, 1, 10.0, timeout=120.0, late_browser=True)
+
+    def late_ok(s: dict[str, Any]) -> bool:
+        late = s["late_browser"]["frames_decrypted_per_remote"]
+        first = s["participants"][N]["frames_decrypted_per_remote"]
+        return all(late.get(str(i), {}).get("video_frames_decoded", 0) >= 8 for i in range(N + 1)) and \
+            first.get(str(N + 1), {}).get("video_frames_decoded", 0) >= 8
+
+    summary = once()
+    if not late_ok(summary):
+        summary = once()
+    late, first = summary["late_browser"], summary["participants"][N]
+    assert first["committer"] == "participant-0"  # a Python member committed the late browser's join
+    assert late["identity"] == f"browser-{N + 1}" and late["joined_epoch"] > 1
+    # the late browser decrypts every member, the first browser decrypts it
+    assert late_ok(summary), (late, first)
+    assert late["frames_dropped"].get("auth_failed", 0) == 0
+    numbers = {p["safety_number"] for p in summary["participants"]} | {late["safety_number"], late["dom_safety_number"]}
+    assert len(numbers) == 1 and None not in numbers

@@ -117,7 +117,8 @@ class BrowserGuests:
 
     def __init__(self, k: int, *, janus_url: str, session_room: Any, first_index: int,
                  transform: str | None = None, timeout: float = 60.0, e2ee: bool = True,
-                 keyless_browser: bool = False, browsers_first: bool = False, leaves: bool = False) -> None:
+                 keyless_browser: bool = False, browsers_first: bool = False, leaves: bool = False,
+                 late_browser: bool = False) -> None:
         self.k = k
         self.janus_url = janus_url
         self.session_room = session_room
@@ -129,6 +130,9 @@ class BrowserGuests:
         self.browsers_first = browsers_first
         self.keyless_page: Any = None
         self.leaves = leaves
+        self.late_browser = late_browser
+        self.late_page: Any = None
+        self._room_id = 0
         self.leave_report: dict[str, Any] = {}
         self._timeline: asyncio.Future[None] | None = None
         self._members: list[Any] = []
@@ -144,14 +148,12 @@ class BrowserGuests:
         from ..web.serve import WebServer
 
         self._members = list(members or [])
+        self._room_id = room
         self.web = WebServer("127.0.0.1", 0, config={"janus": self.janus_url, "ws": self.session_room.url})
         await self.web.start()
         await self.driver.start()
         for i in range(self.k):
-            url = self.web.url + page_query(room=self.session_room.room, id=self.identity(i),
-                                            tokenhex=self.session_room.token.hex(), janusroom=room,
-                                            transform=self.transform, e2ee=None if self.e2ee else 0)
-            page = await self.driver.open(url)
+            page = await self.driver.open(self._url(self.first_index + i))
             self.pages.append(page)
             await page.wait_for_function("window.ofFeed !== undefined", timeout=self.timeout * 1000)
             self.feeds[int(await page.evaluate("window.ofFeed"))] = self.first_index + i
@@ -169,7 +171,23 @@ class BrowserGuests:
         await asyncio.to_thread(self.session_room.wait_converged, self.timeout)
         if self.leaves:
             self._timeline = asyncio.ensure_future(self._leave_timeline())
+        elif self.late_browser:
+            self._timeline = asyncio.ensure_future(self._late_join())
         return dict(self.feeds)
+
+    def _url(self, index: int) -> str:
+        return self.web.url + page_query(room=self.session_room.room, id=f"browser-{index}",
+                                         tokenhex=self.session_room.token.hex(), janusroom=self._room_id,
+                                         transform=self.transform, e2ee=None if self.e2ee else 0)
+
+    async def _late_join(self) -> None:
+        """One more browser joins mid-call: the designated committer (a Python member) adds it."""
+        await asyncio.sleep(2.0)
+        room = self.session_room
+        self.late_page = await self.driver.open(self._url(self.first_index + self.k))
+        room.expect_members(room.n + self.k + 1)
+        await asyncio.to_thread(room.wait_converged, self.timeout)
+        self.leave_report["late_joined_epoch"] = room.clients[0].epoch
 
     async def _snapshot(self) -> dict[str, Any]:
         """Video frames decoded so far, per receiver and remote index (aiortc sinks, page counters)."""
@@ -208,7 +226,8 @@ class BrowserGuests:
             await asyncio.wait_for(self._timeline, self.timeout)
             self.leave_report["end"] = await self._snapshot()
         out = []
-        for page in [*self.pages, *([self.keyless_page] if self.keyless_page is not None else [])]:
+        extra = [p for p in (self.keyless_page, self.late_page) if p is not None]
+        for page in [*self.pages, *extra]:
             stats = await self.driver.stats(page)
             stats["dom_safety"] = await page.inner_text("#safety")
             stats["dom_tiles"] = await page.eval_on_selector_all(".tile .name", "els => els.map(e => e.textContent)")
@@ -249,7 +268,8 @@ def browser_participant(index: int, stats: dict[str, Any], roster_index: dict[st
 
 def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8", transform: str | None = None,
                      timeout: float = 90.0, e2ee: bool = True, keyless_browser: bool = False,
-                     browsers_first: bool = False, leaves: bool = False) -> dict[str, Any]:
+                     browsers_first: bool = False, leaves: bool = False,
+                     late_browser: bool = False) -> dict[str, Any]:
     """``n`` aiortc and ``k`` Chromium participants in one MLS group and one Janus room.
 
     ``transform``: the pages' encoded-frame API (``script``/``streams``; default: the page picks);
@@ -258,7 +278,9 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
     ``browsers_first``: the first browser creates the MLS group (designated committer) and adds
     the Python members.  ``leaves``: the last browser leaves ~3 s into the call, then the last
     aiortc member; the summary's ``leaves`` has per receiver and remote the video frames decoded
-    after both leaves (``after_leaves``) and at the end (``end``).
+    after both leaves (``after_leaves``) and at the end (``end``).  ``late_browser``: one more
+    browser joins ~2 s into the call (the summary's ``late_browser``; the aiortc members do not
+    subscribe to it, the other browsers do).
 
     Raises:
         JanusError: Janus, namespaces, Chromium, Playwright or the built page are missing (the message says why).
@@ -278,7 +300,7 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
                                              defer_clients=browsers_first) as room:
         guests = BrowserGuests(k, janus_url=server.url, session_room=room, first_index=n, transform=transform,
                                timeout=timeout, e2ee=e2ee, keyless_browser=keyless_browser,
-                               browsers_first=browsers_first, leaves=leaves)
+                               browsers_first=browsers_first, leaves=leaves, late_browser=late_browser)
 
         async def call() -> dict[str, Any]:
             try:
@@ -295,7 +317,7 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
                                   timeout=seconds + 3 * timeout + 30)
         summary = summarize(report, report["safety_numbers"])
         roster = {c.client_id: i for i, c in enumerate(room.clients)}
-        roster.update({guests.identity(i): n + i for i in range(k)})
+        roster.update({guests.identity(i): n + i for i in range(k + 1)})
         for p in summary["participants"]:
             p["kind"] = "aiortc"
             p["identity"] = room.clients[p["index"]].client_id
@@ -320,6 +342,11 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
                                           "frames_decrypted": sum(f["decrypted"]["video"] + f["decrypted"]["audio"]
                                                                   for f in kb.get("feeds", {}).values()),
                                           "frames_dropped": kb.get("frames_dropped", {})}
+        if late_browser and len(browsers) > k:
+            late = browsers[-1]
+            summary["late_browser"] = browser_participant(n + k, late, roster)
+            summary["late_browser"]["joined_epoch"] = guests.leave_report.get("late_joined_epoch")
+            summary["late_browser"]["dom_safety_number"] = late.get("dom_safety")
         if leaves:
             summary["leaves"] = guests.leave_report
         summary["delivery_service"] = room.url
