@@ -73,7 +73,9 @@ def _assert_everyone_decodes_everyone(summary: dict[str, Any]) -> None:
     numbers = {p["safety_number"] for p in parts} | {browser["dom_safety_number"]}
     assert len(numbers) == 1 and None not in numbers
     assert summary["keyless_observer"]["decoded_frames"] == 0
-    assert summary["sfu_view"]["plaintext_windows_found"] == 0
+    # no plaintext window of any sender's frames (aiortc's and the page's) in what Janus forwards
+    view = summary["sfu_view"]
+    assert view["plaintext_windows_found"] == 0 and view["plaintext_windows_checked"] > 200
 
 
 def test_browser_and_two_aiortc_members_decode_each_other_script_transform() -> None:
@@ -102,6 +104,8 @@ def test_plaintext_browser_is_rejected_and_a_keyless_browser_decodes_nothing() -
         assert sum(p["frames_dropped"].values()) > 0
         # the other Python member still decodes fine
         assert p["frames_decrypted_per_remote"][str(1 - p["index"])]["video_frames_verified"] >= 8
+    # positive control of the probe: the page's plaintext windows do show up in the forwarded payloads
+    assert summary["sfu_view"]["plaintext_windows_found"] > 0
     keyless = summary["keyless_browser"]
     assert keyless["frames_received"] > 50
     assert keyless["frames_decrypted"] == 0

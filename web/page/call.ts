@@ -10,7 +10,7 @@
  * `tokenhex` (room token bytes), `janus` (Janus HTTP API), `janusroom` (VideoRoom number),
  * `transform` (`script` | `streams`), `vp8clear=1` (VP8 payload header clear: every participant of a
  * call must agree), `e2ee=0` (send plaintext: negative tests), `keyless=1` (no MLS: decodes nothing),
- * `publish=0` (subscribe only). Missing `ws`/`janus` come from `/config.json` when the page is served
+ * `publish=0` (subscribe only), `probes=1` (tests: expose plaintext windows of sent frames). Missing `ws`/`janus` come from `/config.json` when the page is served
  * by `orange-fast serve --web`.
  *
  * Tests read `window.ofStats()` (a JSON object, no secrets) and the DOM (`#safety`, `.tile`).
@@ -132,7 +132,7 @@ async function main(): Promise<void> {
   const pcConfig = { iceServers: [], bundlePolicy: "max-bundle", encodedInsertableStreams: mode === "streams" } as RTCConfiguration;
   let streamNo = 0;
   const attach = (endpoint: RTCRtpSender | RTCRtpReceiver, side: "send" | "recv", kind: "audio" | "video"): string => {
-    const options = { side, kind, id: `${side}-${kind}-${streamNo++}`, e2ee };
+    const options = { side, kind, id: `${side}-${kind}-${streamNo++}`, e2ee, probes: cfg.probes === "1" };
     if (mode === "script") {
       (endpoint as any).transform = new (globalThis as any).RTCRtpScriptTransform(worker, options);
     } else {

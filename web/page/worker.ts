@@ -18,7 +18,7 @@ export const HOLD_MS = 1000;
 export const KEYFRAME_INTERVAL_MS = 1000;
 
 interface KeyEntry { kid: string; key: Uint8Array; send: boolean }
-interface StreamOptions { side: "send" | "recv"; kind: "audio" | "video"; id: string; e2ee: boolean }
+interface StreamOptions { side: "send" | "recv"; kind: "audio" | "video"; id: string; e2ee: boolean; probes?: boolean }
 
 interface StreamStats {
   id: string;
@@ -37,6 +37,8 @@ interface StreamStats {
   busyMs: number;
   /** Of which waiting for keys (held frames). */
   heldMs: number;
+  /** Test only (`?probes=1`): hex of plaintext windows (bytes 16..32) of sent frames, to search the SFU's output for. */
+  probes: string[];
 }
 
 let ctx = new Context(4, { replayWindow: 128 });
@@ -111,7 +113,7 @@ function reasonOf(e: unknown): string {
 interface Controls { requestKeyframe?: () => void; generateKeyframe?: () => void }
 
 function makeTransform(opts: StreamOptions, controls: Controls): TransformStream {
-  const st: StreamStats = { id: opts.id, side: opts.side, kind: opts.kind, frames: 0, protected: 0, decrypted: 0, empty: 0, held: 0, keyframeRequests: 0, bySender: {}, dropped: {}, codec: "", busyMs: 0, heldMs: 0 };
+  const st: StreamStats = { id: opts.id, side: opts.side, kind: opts.kind, frames: 0, protected: 0, decrypted: 0, empty: 0, held: 0, keyframeRequests: 0, bySender: {}, dropped: {}, codec: "", busyMs: 0, heldMs: 0, probes: [] };
   streams.push(st);
   const drop = (reason: string): void => {
     st.dropped[reason] = (st.dropped[reason] ?? 0) + 1;
@@ -148,6 +150,9 @@ function makeTransform(opts: StreamOptions, controls: Controls): TransformStream
   async function handle(frame: RTCEncodedVideoFrame | RTCEncodedAudioFrame, data: Uint8Array, mime: string,
                         out: TransformStreamDefaultController): Promise<void> {
       if (opts.side === "send") {
+        if (opts.probes && data.length >= 48 && st.probes.length < 200) {
+          st.probes.push(Array.from(data.subarray(16, 32), (b) => b.toString(16).padStart(2, "0")).join(""));
+        }
         if (!opts.e2ee) {
           out.enqueue(frame); // E2EE off (negative tests only): plaintext on the wire
           return;

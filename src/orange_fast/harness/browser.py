@@ -132,6 +132,7 @@ class BrowserGuests:
         self.leaves = leaves
         self.late_browser = late_browser
         self.late_page: Any = None
+        self.plaintext_probes: list[bytes] = []
         self._room_id = 0
         self.leave_report: dict[str, Any] = {}
         self._timeline: asyncio.Future[None] | None = None
@@ -178,7 +179,7 @@ class BrowserGuests:
     def _url(self, index: int) -> str:
         return self.web.url + page_query(room=self.session_room.room, id=f"browser-{index}",
                                          tokenhex=self.session_room.token.hex(), janusroom=self._room_id,
-                                         transform=self.transform, e2ee=None if self.e2ee else 0)
+                                         transform=self.transform, e2ee=None if self.e2ee else 0, probes=1)
 
     async def _late_join(self) -> None:
         """One more browser joins mid-call: the designated committer (a Python member) adds it."""
@@ -232,6 +233,10 @@ class BrowserGuests:
             stats["dom_safety"] = await page.inner_text("#safety")
             stats["dom_tiles"] = await page.eval_on_selector_all(".tile .name", "els => els.map(e => e.textContent)")
             out.append(stats)
+        self.plaintext_probes = [bytes.fromhex(h) for st in out for s in st.get("streams", []) for h in s.get("probes", [])]
+        for st in out:  # plaintext windows stay out of the summary
+            for s in st.get("streams", []):
+                s.pop("probes", None)
         return out
 
     async def stop(self) -> None:

@@ -295,6 +295,8 @@ async def sfu_call(
         report["elapsed"] = round(elapsed, 3)
         if guests is not None:
             report["guests"] = await guests.report()
+            # plaintext windows of the guests' frames, searched for in what the SFU forwards
+            recorder.probes.extend(getattr(guests, "plaintext_probes", []))
         if churn is not None and churn_changes is not None:
             report["churn"] = churn_report(churn, churn_changes, members, feeds)
         for m in members:
