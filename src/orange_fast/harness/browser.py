@@ -233,7 +233,8 @@ class BrowserGuests:
             stats["dom_safety"] = await page.inner_text("#safety")
             stats["dom_tiles"] = await page.eval_on_selector_all(".tile .name", "els => els.map(e => e.textContent)")
             out.append(stats)
-        self.plaintext_probes = [bytes.fromhex(h) for st in out for s in st.get("streams", []) for h in s.get("probes", [])]
+        self.plaintext_probes = [bytes.fromhex(h) for st in out for s in st.get("streams", [])
+                                 for h in s.get("probes", [])]
         for st in out:  # plaintext windows stay out of the summary
             for s in st.get("streams", []):
                 s.pop("probes", None)
