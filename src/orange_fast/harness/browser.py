@@ -327,8 +327,10 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
         for p in summary["participants"]:
             p["kind"] = "aiortc"
             p["identity"] = room.clients[p["index"]].client_id
-            for i in range(k):  # a browser's fake microphone beeps: no expected tone
-                p["frames_decrypted_per_remote"].get(str(n + i), {})["audio_hz_expected"] = None
+            for i in range(k):  # a browser's fake camera/microphone: no numbered pictures, no expected tone
+                remote = p["frames_decrypted_per_remote"].get(str(n + i), {})
+                remote["audio_hz_expected"] = None
+                remote.pop("video_frames_verified", None)
         browsers = report.get("guests", [])
         for i, stats in enumerate(browsers[:k]):
             entry = browser_participant(n + i, stats, roster)
