@@ -19,9 +19,23 @@ bash scripts/fetch-openssl.sh
 # orange_fast/web/orange-fast.js (so a served page needs no npm at run time).
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   (cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs --tests)
-  cp web/dist/orange-fast.js src/orange_fast/web/orange-fast.js
+  cp web/dist/orange-fast.js web/dist/call.html web/dist/call.js web/dist/call-worker.js src/orange_fast/web/
 else
   echo "setup: node/npm not found: the browser client (web/) is not built and its tests will skip" >&2
+fi
+# Browser participants (tests/browser, `orange-fast call --browsers`) and the SFU harness use Debian's
+# chromium and janus: installed here when running as root with apt (ORANGE_FAST_NO_APT=1 skips it),
+# otherwise named; the tests that need them skip with the reason.
+missing=()
+for pkg in chromium janus iproute2; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${ORANGE_FAST_NO_APT:-}" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: not installed: ${missing[*]} (apt-get install ${missing[*]}): the browser/SFU tests will skip" >&2
+  fi
 fi
 PYTHON=.venv/bin/python bash wheels/build.sh
 tag=$(.venv/bin/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')

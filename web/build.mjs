@@ -1,11 +1,14 @@
 // Bundles the library (dist/orange-fast.js) and, with --tests / --bench, the Node tests and tools (dist-test/).
 import { build } from "esbuild";
-import { readdirSync, rmSync } from "node:fs";
+import { copyFileSync, readdirSync, rmSync } from "node:fs";
 
 const args = new Set(process.argv.slice(2));
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning" };
 
 await build({ ...common, entryPoints: ["src/index.ts"], outfile: "dist/orange-fast.js", platform: "browser", minify: true, sourcemap: true });
+// the call page (page/call.html + its module + the media worker), shipped next to orange-fast.js
+await build({ ...common, entryPoints: { call: "page/call.ts", "call-worker": "page/worker.ts" }, outdir: "dist", platform: "browser", minify: true });
+copyFileSync("page/call.html", "dist/call.html");
 
 if (args.has("--tests") || args.has("--bench")) {
   rmSync("dist-test", { recursive: true, force: true });

@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept WebSocket connections from this browser Origin (exact match, repeatable; "
                              "'*' = any). Default: browsers (which send Origin) are refused; clients without "
                              "Origin are accepted")
+    parser.add_argument("--web", action="store_true",
+                        help="also serve the browser call page (orange_fast/web) on --web-port and accept its Origin")
+    parser.add_argument("--web-port", type=int, default=None, metavar="PORT",
+                        help="with --web: HTTP port of the page (default: --port + 1)")
+    parser.add_argument("--janus", default="http://127.0.0.1:8088/janus", metavar="URL",
+                        help="with --web: the Janus HTTP API the page uses (default http://127.0.0.1:8088/janus)")
     parser.add_argument("--room-token", action="append", type=_token_arg, default=[], metavar="ROOM=TOKEN",
                         help="with --insecure-room-tokens: configure a room's token (repeatable)")
     parser.add_argument("--no-room-creation", action="store_true",
@@ -136,6 +142,19 @@ def run(args: argparse.Namespace) -> int:
             overload_lag=args.overload_lag or None,
             room_retention=args.room_retention or None,
         )
+        web = None
+        if args.web:
+            from ..web.serve import WebServer, page_available
+
+            reason = page_available()
+            if reason is not None:
+                raise ValueError(reason)
+            web_port = args.web_port if args.web_port is not None else (args.port + 1 if args.port else 0)
+            if not web_port:
+                raise ValueError("--web with --port 0 needs --web-port")
+            host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+            web = WebServer(args.host, web_port, config={"ws": f"ws://{host}:{args.port}", "janus": args.janus})
+            args.allow_origin.append(f"http://{host}:{web_port}")  # the page's own origin
         origins = None if "*" in args.allow_origin else list(args.allow_origin)
         rate_limits = RateLimits(
             messages_per_second=args.rate_messages,
@@ -170,9 +189,15 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await server.start()
         print(f"orange-fast delivery service listening on {server.url}", flush=True)
+        if web is not None:
+            await web.start()
+            print(f"orange-fast call page: open {web.url}?room=ROOM&id=YOUR_NAME&token=TOKEN "
+                  f"(Janus {args.janus}, VideoRoom ?janusroom=1234)", flush=True)
         try:
             await stop.wait()
         finally:
+            if web is not None:
+                await web.stop()
             await server.stop()
         print("orange-fast delivery service stopped", flush=True)
 

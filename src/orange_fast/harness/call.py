@@ -152,6 +152,7 @@ async def sfu_call(
     fps: int = 15,
     churn: ChurnPlan | None = None,
     transitions: TransitionPolicy | None = None,
+    guests: Any = None,
 ) -> dict[str, Any]:
     """Run the call (inside the SFU's namespace) and return a JSON-friendly report.
 
@@ -164,6 +165,11 @@ async def sfu_call(
     (static keys; the report gets ``churn``: per change and pair of members present on both
     sides, what was sent and decoded around it; see :func:`.churn.churn_report`).
     ``transitions``: the hooks' epoch-change policy (default: hold, keyframes on joins).
+    ``guests``: participants that are not aiortc (browsers, :mod:`.browser`): an object with
+    ``async start(room, members) -> {feed: index}`` (called once the room exists, with the aiortc
+    members' list; they publish and subscribe themselves, the members here subscribe to their
+    feeds) and ``async report() -> list`` (the report's ``guests``, read at the end of the media
+    phase).
     """
     if n < 2:
         raise ValueError("a call needs at least 2 participants")
@@ -244,6 +250,8 @@ async def sfu_call(
         for m in everyone:
             await m.client.connect()
         await create_room(members[0].client, room, videocodec=videocodec)
+        if guests is not None:
+            feeds.update(await guests.start(room, members))
         for m in members:
             await start_publishing(m)
         feeds.update({m.feed: m.index for m in members if m.feed is not None})
@@ -285,6 +293,10 @@ async def sfu_call(
             for _, sink in m.sinks:
                 await sink.stop()
         report["elapsed"] = round(elapsed, 3)
+        if guests is not None:
+            report["guests"] = await guests.report()
+            # plaintext windows of the guests' frames, searched for in what the SFU forwards
+            recorder.probes.extend(getattr(guests, "plaintext_probes", []))
         if churn is not None and churn_changes is not None:
             report["churn"] = churn_report(churn, churn_changes, members, feeds)
         for m in members:

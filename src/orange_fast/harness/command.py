@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "12 s unless --seconds is given); the JSON gets `churn` and `transitions`")
     parser.add_argument("--delay", type=float, default=0.0, metavar="MS",
                         help="with --churn: extra delay (0-300 ms) before participant 1 processes each commit")
+    parser.add_argument("--browsers", type=int, default=0, metavar="K",
+                        help="add K headless Chromium participants (the call page, driven by Playwright; "
+                             "needs Debian's chromium); the JSON marks each participant's kind")
+    parser.add_argument("--transform", choices=["script", "streams"], default=None,
+                        help="with --browsers: the encoded-frame API of the pages (default: RTCRtpScriptTransform "
+                             "when present, else createEncodedStreams)")
     parser.add_argument("--legacy-transitions", action="store_true",
                         help="no hold and a keyframe on every key change (the behaviour before holding)")
 
@@ -54,8 +60,17 @@ def run(args: argparse.Namespace) -> int:
     if args.record and (args.static_keys or args.churn):
         print("orange-fast call: --record needs the session layer (not --static-keys or --churn)", file=sys.stderr)
         return 2
+    if args.browsers < 0 or (args.browsers and (args.record or args.churn or args.static_keys)):
+        print("orange-fast call: --browsers K needs K >= 0 and the session layer (not --record, --churn, "
+              "--static-keys)", file=sys.stderr)
+        return 2
     try:
-        if args.record:
+        if args.browsers:
+            from .browser import run_browser_call
+
+            summary = run_browser_call(args.participants, args.browsers, args.seconds, videocodec=args.codec,
+                                       transform=args.transform)
+        elif args.record:
             from ..recorder.demo import run_recorded_call
             from ..recorder.member import RecordingError
 

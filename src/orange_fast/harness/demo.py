@@ -127,16 +127,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"E2EE call through Janus (room {summary['room']}, {summary['videocodec']}, {summary['seconds']:.1f} s)"]
     for p in summary["participants"]:
         sent = p["frames_sent"]
+        kind = f" ({p['kind']} {p.get('identity') or ''})".replace(" )", ")") if "kind" in p else ""
         lines.append(
-            f"participant {p['index']}: sent {sent['video']} video + {sent['audio']} audio frames, "
+            f"participant {p['index']}{kind}: sent {sent['video']} video + {sent['audio']} audio frames, "
             f"encrypted {p['frames_encrypted']}, decrypted {p['frames_decrypted']}"
             + (f", safety number {p['safety_number']}" if p["safety_number"] else "")
         )
         for remote, r in sorted(p["frames_decrypted_per_remote"].items()):
+            # browsers report no picture check or tone; a browser's fake microphone has no expected tone
+            verified = f" ({r['video_frames_verified']} verified)" if "video_frames_verified" in r else ""
+            tone = f", tone {r['audio_hz']:.0f} Hz" if "audio_hz" in r else ""
+            expected = r.get("audio_hz_expected")
+            tone += f" (expected {expected:.0f})" if tone and expected is not None else ""
             lines.append(
-                f"    from {remote}: {r['video_frames_decoded']} pictures ({r['video_frames_verified']} verified), "
-                f"{r['audio_frames_decoded']} audio frames, tone {r['audio_hz']:.0f} Hz "
-                f"(expected {r['audio_hz_expected']:.0f})"
+                f"    from {remote}: {r['video_frames_decoded']} pictures{verified}, "
+                f"{r['audio_frames_decoded']} audio frames{tone}"
             )
     lines.append(f"keyless observer decoded {summary['keyless_observer']['decoded_frames']} frames")
     view = summary.get("sfu_view") or {}

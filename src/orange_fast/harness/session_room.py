@@ -27,17 +27,28 @@ class SessionRoom:
     :meth:`safety_numbers` what each participant shows.
     """
 
-    def __init__(self, n: int, *, timeout: float = 60.0, room: str = "demo") -> None:
+    def __init__(self, n: int, *, timeout: float = 60.0, room: str = "demo", netns: Any = None,
+                 members: int | None = None, defer_clients: bool = False) -> None:
+        """``netns``: run the delivery service and the clients inside this
+        :class:`~orange_fast.harness.netns.Netns` (so browsers there reach it on 127.0.0.1);
+        ``members``: the group size to converge on (``n`` plus members that join from
+        elsewhere, e.g. browsers: then :meth:`start` does not wait, :meth:`wait_converged` does);
+        ``defer_clients``: :meth:`start` creates the clients but connects them only at
+        :meth:`start_clients` (so that someone else, e.g. a browser, is the room's first member)."""
         if n < 1:
             raise ValueError("a room needs at least one participant")
         self.n = n
         self.timeout = timeout
         self.room = room
+        self.members = n if members is None else members
+        self.netns = netns
+        self.defer_clients = defer_clients
+        self.left: set[int] = set()  # indices of clients that left (leave_client)
         self.clients: list[Any] = []
         self.url = ""
         self.token = secrets.token_bytes(24)  # the room token (a recorder joining the room needs it)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="session-room", daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, name="session-room", daemon=True)
         self._tmp = tempfile.TemporaryDirectory(prefix="orange-fast-call-")
         self._server: Any = None
 
@@ -47,6 +58,13 @@ class SessionRoom:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _run_loop(self) -> None:
+        if self.netns is not None:
+            from .netns import _enter
+
+            _enter(self.netns.name)
+        self._loop.run_forever()
 
     def _run(self, coro: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -72,19 +90,54 @@ class SessionRoom:
         token = self.token
         config = SessionConfig(tick_interval=0.2)
         for i in range(self.n):
-            client = SessionClient(self.url, self.room, token, f"participant-{i}", config=config)
+            self.clients.append(SessionClient(self.url, self.room, token, f"participant-{i}", config=config))
+        if not self.defer_clients:
+            await self._start_clients()
+
+    def start_clients(self) -> None:
+        """Connect the clients created by a ``defer_clients`` room (from any thread but the room's)."""
+        self._run(self._start_clients(), self.timeout + 10)
+
+    async def _start_clients(self) -> None:
+        for client in self.clients:
             await client.start()
-            self.clients.append(client)
+        if self.members == self.n:
+            await self._converge()
 
-        def converged() -> bool:
-            states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in self.clients}
-            return (
-                all(c.in_group and c.send_kid() is not None for c in self.clients)
-                and len(states) == 1
-                and all(len(c.roster) == self.n for c in self.clients)
-            )
+    def wait_converged(self, timeout: float | None = None) -> None:
+        """Block until :meth:`converged` (from any thread but the room's); TimeoutError otherwise."""
+        t = self.timeout if timeout is None else timeout
+        self._run(self._converge(t), t + 5)
 
-        await self.clients[0].wait_until(converged, self.timeout)
+    def expect_members(self, members: int) -> None:
+        """Change the group size :meth:`wait_converged` waits for (someone else joined or left)."""
+        self._loop.call_soon_threadsafe(setattr, self, "members", members)
+
+    def leave_client(self, index: int, timeout: float | None = None) -> None:
+        """Client ``index`` leaves (BYE); block until the others converge without it."""
+        async def leave() -> None:
+            await self.clients[index].leave(timeout=2.0)
+            self.left.add(index)
+            self.members -= 1
+            await self._converge(timeout)
+
+        t = self.timeout if timeout is None else timeout
+        self._run(leave(), t + 10)
+
+    def _active(self) -> list[Any]:
+        return [c for i, c in enumerate(self.clients) if i not in self.left]
+
+    async def _converge(self, timeout: float | None = None) -> None:
+        await self._active()[0].wait_until(self._converged, self.timeout if timeout is None else timeout)
+
+    def _converged(self) -> bool:
+        active = self._active()
+        states = {(c.gen, c.epoch, c.epoch_authenticator, c.safety) for c in active}
+        return (
+            all(c.in_group and c.send_kid() is not None for c in active)
+            and len(states) == 1
+            and all(len(c.roster) == self.members for c in active)
+        )
 
     def safety_numbers(self) -> list[str]:
         """The safety number each participant shows (all equal when nobody is attacked)."""
