@@ -163,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
             byte_burst=max(2 * args.rate_bytes, 2 * args.max_message_size + 4096),
         )
         storage: Storage = (
-            PostgresStorage(args.db) if is_postgres_url(args.db) else SQLiteStorage(args.db, synchronous=args.synchronous)
+            PostgresStorage(args.db)
+            if is_postgres_url(args.db)
+            else SQLiteStorage(args.db, synchronous=args.synchronous)
         )
         server = DeliveryServer(
             args.host,
@@ -180,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"orange-fast serve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
     async def serve() -> None:
         stop = asyncio.Event()
