@@ -16,13 +16,10 @@ import os
 import secrets
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
-
-import av  # noqa: E402
 
 from orange_fast.recorder import Recorder  # noqa: E402
 from orange_fast.recorder.demo import recording, wait_converged  # noqa: E402
@@ -34,7 +31,7 @@ from orange_fast.harness.media import (  # noqa: E402
     NumberedVideoTrack,
     ToneAudioTrack,
     dominant_frequency,
-    read_frame_index,
+    read_media_file,
     tone_fraction,
 )
 from orange_fast.rtc.peer import enable_e2ee  # noqa: E402
@@ -128,7 +125,7 @@ def _stalled(result: dict[str, Any]) -> bool:
     if len(parts) != N or any(len(p) != 1 for p in parts):
         return True  # a feed without pictures, or whose pictures began after 5 s (a second part)
     files = [p[0] for p in parts]
-    return any(len([i for i in _read(f)[0] if i is not None]) < MIN_PICTURES for f in files)
+    return any(len([i for i in read_media_file(f)[0] if i is not None]) < MIN_PICTURES for f in files)
 
 
 @pytest.fixture(scope="module")
@@ -139,21 +136,13 @@ def recorded(sfu: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     return result
 
 
-def _read(path: str) -> tuple[list[int | None], np.ndarray]:
-    with av.open(path) as c:
-        indices = [read_frame_index(f) for f in c.decode(video=0)]
-    with av.open(path) as c:
-        audio = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
-    return indices, audio
-
-
 def test_recording_holds_each_participants_pictures_and_tone(recorded: dict[str, Any]) -> None:
     member = recorded["member"]
     files = sorted(os.listdir(member["out_dir"]))
     assert files == [f"participant-{i}.mkv" for i in range(N)]
     sent = {p["index"]: p["frames_sent"]["video"] for p in recorded["report"]["participants"]}
     for i in range(N):
-        indices, audio = _read(os.path.join(member["out_dir"], f"participant-{i}.mkv"))
+        indices, audio = read_media_file(os.path.join(member["out_dir"], f"participant-{i}.mkv"))
         valid = [x for x in indices if x is not None]
         assert len(valid) >= MIN_PICTURES, indices
         assert len(valid) >= 0.9 * len(indices)

@@ -13,8 +13,11 @@ reaches Janus on 127.0.0.2 and the delivery service and page server on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import JanusError
@@ -275,7 +278,7 @@ def browser_participant(index: int, stats: dict[str, Any], roster_index: dict[st
 def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8", transform: str | None = None,
                      timeout: float = 90.0, e2ee: bool = True, keyless_browser: bool = False,
                      browsers_first: bool = False, leaves: bool = False,
-                     late_browser: bool = False) -> dict[str, Any]:
+                     late_browser: bool = False, record_dir: str | None = None) -> dict[str, Any]:
     """``n`` aiortc and ``k`` Chromium participants in one MLS group and one Janus room.
 
     ``transform``: the pages' encoded-frame API (``script``/``streams``; default: the page picks);
@@ -286,24 +289,34 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
     aiortc member; the summary's ``leaves`` has per receiver and remote the video frames decoded
     after both leaves (``after_leaves``) and at the end (``end``).  ``late_browser``: one more
     browser joins ~2 s into the call (the summary's ``late_browser``; the aiortc members do not
-    subscribe to it, the other browsers do).
+    subscribe to it, the other browsers do).  ``record_dir``: a recorder (:mod:`orange_fast.recorder`)
+    joins the MLS group first and records every publisher to that directory; the summary's
+    ``recorder`` is its :meth:`~orange_fast.recorder.member.Recorder.summary` plus ``in_call``
+    (the safety number and roster it showed while the browsers were in the call).
 
     Raises:
         JanusError: Janus, namespaces, Chromium, Playwright or the built page are missing (the message says why).
+        RecordingError: the recorder could not join or record.
     """
     from .aio import run_bounded
     from .call import sfu_call
     from .demo import summarize
     from .janus import JanusServer, janus_available
+    from ..recorder.demo import recording
     from .session_room import SessionRoom
 
     if videocodec != "vp8":
         raise ValueError("browser participants use VP8")
+    if record_dir is not None and (browsers_first or leaves or late_browser):
+        raise ValueError("a recorded browser call has a Python committer and no leaves or late joins")
     for reason in (janus_available(), browser_available()):
         if reason is not None:
             raise JanusError(f"cannot run the call: {reason}")
-    with JanusServer() as server, SessionRoom(n, netns=server.netns, members=n + k, timeout=timeout,
-                                             defer_clients=browsers_first) as room:
+    recorded = record_dir is not None
+    with JanusServer() as server, SessionRoom(n, netns=server.netns, members=n + k + recorded, timeout=timeout,
+                                             defer_clients=browsers_first) as room, \
+            _recorder(server, room, record_dir, timeout) as recorder:
+        sfu_room = 100000 + secrets.randbelow(800000)
         guests = BrowserGuests(k, janus_url=server.url, session_room=room, first_index=n, transform=transform,
                                timeout=timeout, e2ee=e2ee, keyless_browser=keyless_browser,
                                browsers_first=browsers_first, leaves=leaves, late_browser=late_browser)
@@ -311,16 +324,20 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
         async def call() -> dict[str, Any]:
             try:
                 report = await sfu_call(server.url, n=n, seconds=seconds, videocodec=videocodec,
-                                        keys=list(room.clients), guests=guests)
+                                        keys=list(room.clients), guests=guests, room=sfu_room)
                 # read before the browsers leave (their removal is a new epoch)
                 report["safety_numbers"] = room.safety_numbers()
+                if recorder is not None:
+                    report["recorder_in_call"] = {"safety_number": recorder.safety_number,
+                                                  "roster": list(recorder.roster)}
                 report["epoch"] = room.clients[0].epoch
                 return report
             finally:
                 await guests.stop()
 
-        report = server.netns.run(lambda: run_bounded(call(), timeout=seconds + 3 * timeout),
-                                  timeout=seconds + 3 * timeout + 30)
+        with recording(server, recorder, sfu_room) if recorder is not None else contextlib.nullcontext():
+            report = server.netns.run(lambda: run_bounded(call(), timeout=seconds + 3 * timeout),
+                                      timeout=seconds + 3 * timeout + 30)
         summary = summarize(report, report["safety_numbers"])
         roster = {c.client_id: i for i, c in enumerate(room.clients)}
         roster.update({guests.identity(i): n + i for i in range(k + 1)})
@@ -359,4 +376,25 @@ def run_browser_call(n: int, k: int, seconds: float, *, videocodec: str = "vp8",
             summary["leaves"] = guests.leave_report
         summary["delivery_service"] = room.url
         summary["epoch"] = report["epoch"]
+        if recorder is not None:
+            recorder.leave()
+            summary["recorder"] = recorder.summary()
+            summary["recorder"]["in_call"] = report.get("recorder_in_call")
         return summary
+
+
+@contextlib.contextmanager
+def _recorder(server: Any, room: Any, out_dir: str | None, timeout: float) -> Iterator[Any]:
+    """A recorder joined to ``room`` (its session half in the Janus namespace, where the delivery
+    service listens) for the block, or ``None`` without ``out_dir``; it leaves at the end."""
+    if out_dir is None:
+        yield None
+        return
+    from ..recorder.member import Recorder
+
+    recorder = Recorder(room.url, room.room, room.token, out_dir, netns=server.netns)
+    try:
+        recorder.join(timeout)
+        yield recorder
+    finally:
+        recorder.leave()

@@ -171,8 +171,8 @@ async def sfu_call(
     feeds) and ``async report() -> list`` (the report's ``guests``, read at the end of the media
     phase).
     """
-    if n < 2:
-        raise ValueError("a call needs at least 2 participants")
+    if n < 1 or n + (getattr(guests, "k", 0) if guests is not None else 0) < 2:
+        raise ValueError("a call needs at least 2 participants (one of them aiortc)")
     if (leave_after is not None or join_after is not None or churn is not None) and keys is not None:
         raise ValueError("leave/join scenarios use the built-in static keys")
     room = room if room is not None else 100000 + secrets.randbelow(800000)

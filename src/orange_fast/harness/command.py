@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     args.seconds_given = args.seconds is not None
     if args.seconds is None:
         args.seconds = 5.0
-    if args.participants < 2:
-        print("orange-fast call: a call needs at least 2 participants", file=sys.stderr)
+    if args.participants < 1 or args.participants + max(args.browsers, 0) < 2:
+        print("orange-fast call: a call needs at least 2 participants (one of them aiortc)", file=sys.stderr)
         return 2
     if args.churn and not 0 <= args.delay <= 300:
         print("orange-fast call: --delay must be within 0..300 ms", file=sys.stderr)
@@ -60,22 +60,24 @@ def run(args: argparse.Namespace) -> int:
     if args.record and (args.static_keys or args.churn):
         print("orange-fast call: --record needs the session layer (not --static-keys or --churn)", file=sys.stderr)
         return 2
-    if args.browsers < 0 or (args.browsers and (args.record or args.churn or args.static_keys)):
-        print("orange-fast call: --browsers K needs K >= 0 and the session layer (not --record, --churn, "
-              "--static-keys)", file=sys.stderr)
+    if args.browsers < 0 or (args.browsers and (args.churn or args.static_keys)):
+        print("orange-fast call: --browsers K needs K >= 0 and the session layer (not --churn, --static-keys)",
+              file=sys.stderr)
         return 2
     try:
-        if args.browsers:
-            from .browser import run_browser_call
-
-            summary = run_browser_call(args.participants, args.browsers, args.seconds, videocodec=args.codec,
-                                       transform=args.transform)
-        elif args.record:
-            from ..recorder.demo import run_recorded_call
+        if args.browsers or args.record:
             from ..recorder.member import RecordingError
 
             try:
-                summary = run_recorded_call(args.participants, args.seconds, args.record, videocodec=args.codec)
+                if args.browsers:
+                    from .browser import run_browser_call
+
+                    summary = run_browser_call(args.participants, args.browsers, args.seconds, videocodec=args.codec,
+                                               transform=args.transform, record_dir=args.record)
+                else:
+                    from ..recorder.demo import run_recorded_call
+
+                    summary = run_recorded_call(args.participants, args.seconds, args.record, videocodec=args.codec)
             except RecordingError as exc:
                 print(f"orange-fast call: {exc}", file=sys.stderr)
                 return 2
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         from ..recorder.member import format_summary as format_recording
 
         print(format_recording(summary["recorder"]))
-        after = summary["recorder"]["after_leave"]
-        print(f"recorder left: the participants are at MLS epoch {after['epoch']} with {', '.join(after['roster'])}")
+        after = summary["recorder"].get("after_leave")
+        if after is not None:
+            print(f"recorder left: the participants are at MLS epoch {after['epoch']} with "
+                  f"{', '.join(after['roster'])}")
     return 0

@@ -25,6 +25,7 @@ __all__ = [
     "dominant_frequency",
     "tone_fraction",
     "FrameSink",
+    "read_media_file",
 ]
 
 WIDTH, HEIGHT = 320, 240
@@ -155,6 +156,18 @@ def tone_fraction(samples: np.ndarray, frequency: float, rate: int = AUDIO_RATE,
         return 0.0
     freqs = np.fft.rfftfreq(x.size, 1.0 / rate)
     return float(power[np.abs(freqs - frequency) <= width].sum() / total)
+
+
+def read_media_file(path: str) -> tuple[list[int | None], np.ndarray]:
+    """Read a media file back (PyAV): the index drawn in each picture (``None`` where it does
+    not read, :func:`read_frame_index`) and channel 0 of its audio (empty without audio)."""
+    import av
+
+    with av.open(path) as c:
+        indices = [read_frame_index(f) for f in c.decode(video=0)]
+    with av.open(path) as c:
+        chunks = [f.to_ndarray()[0] for f in c.decode(audio=0)]
+    return indices, np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
 def audio_frame_mono(frame: AudioFrame) -> np.ndarray:

@@ -94,6 +94,8 @@ class Recorder:
         identity: this member's MLS identity (default ``recorder-<random>``).
         session_config: a :class:`~orange_fast.session.client.SessionConfig`.
         on_event: called (on the session thread) with every session event.
+        netns: run the session half inside this :class:`~orange_fast.harness.netns.Netns`
+            (a delivery service that only listens there, e.g. beside browsers in the Janus harness).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class Recorder:
         identity: str | None = None,
         session_config: Any = None,
         on_event: Callable[[Any], None] | None = None,
+        netns: Any = None,
     ) -> None:
         from ..session.keys import KidLayout
 
@@ -116,6 +119,7 @@ class Recorder:
         self._token = token
         self._session_config = session_config
         self._on_event = on_event
+        self._netns = netns
         self._layout = KidLayout()  # the session layer's KID layout
         self.client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +147,14 @@ class Recorder:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
+    def _run_loop(self) -> None:
+        assert self._loop is not None
+        if self._netns is not None:
+            from ..harness.netns import _enter
+
+            _enter(self._netns.name)
+        self._loop.run_forever()
+
     def join(self, timeout: float = 60.0) -> None:
         """Join the room and wait until the committer has added this member (blocking).
 
@@ -153,7 +165,7 @@ class Recorder:
         if self._thread is not None:
             raise RecordingError("join() was already called")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="recorder-session", daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, name="recorder-session", daemon=True)
         self._joined = time.monotonic()
         self._thread.start()
         from ..delivery.errors import DeliveryError
