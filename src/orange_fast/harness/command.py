@@ -110,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         from ..recorder.member import format_summary as format_recording
 
         print(format_recording(summary["recorder"]))
+        in_call = summary["recorder"].get("in_call")
+        if in_call is not None:
+            print(f"recorder during the call: safety number {in_call['safety_number']}; "
+                  f"roster {', '.join(in_call['roster'])}")
         after = summary["recorder"].get("after_leave")
         if after is not None:
             print(f"recorder left: the participants are at MLS epoch {after['epoch']} with "
