@@ -11,7 +11,10 @@ Skips with the reason where root/Janus/Chromium/Playwright or the built page are
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -99,3 +102,26 @@ def test_recorder_shows_the_pages_safety_number(recorded: dict[str, Any]) -> Non
     numbers = {rec["in_call"]["safety_number"], page["dom_safety_number"], page["safety_number"],
                recorded["participants"][0]["safety_number"]}
     assert len(numbers) == 1 and None not in numbers
+
+
+def test_call_command_records_a_browser_call(tmp_path: Any) -> None:
+    out = tmp_path / "rec"
+    proc = subprocess.run(
+        [sys.executable, "-m", "orange_fast.cli", "call", "-n", "1", "--browsers", "1", "--record", str(out),
+         "--seconds", "4", "--json"],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [p["kind"] for p in summary["participants"]] == ["aiortc", "browser"]
+    rec = summary["recorder"]
+    assert rec["in_call"]["safety_number"] == summary["participants"][N]["dom_safety_number"]
+    # a stalled feed may leave no file on a loaded host; any file there is named from a roster identity
+    assert set(os.listdir(out)) <= {f"{BROWSER}.mkv", "participant-0.mkv"}
+    assert {r["identity"] for r in rec["remotes"]} <= {BROWSER, "participant-0"}
+
+
+def test_call_command_needs_an_aiortc_participant() -> None:
+    proc = subprocess.run([sys.executable, "-m", "orange_fast.cli", "call", "-n", "0", "--browsers", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "one of them aiortc" in proc.stderr
