@@ -22,16 +22,11 @@ import pytest
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'aiortc>=1.16,<1.17')")
 pytest.importorskip("orange_fast.sframe._core", reason="SFrame core not built")
 
-from orange_fast.harness.browser import browser_available, run_browser_call  # noqa: E402
+from orange_fast.harness.browser import run_browser_call  # noqa: E402
 from orange_fast.harness.call import tone_for  # noqa: E402
-from orange_fast.harness.janus import janus_available  # noqa: E402
 from orange_fast.harness.media import AUDIO_RATE, dominant_frequency, read_media_file, tone_fraction  # noqa: E402
 
-pytestmark = [pytest.mark.timeout(600)]
-
-_reason = janus_available() or browser_available()
-if _reason is not None:
-    pytest.skip(_reason, allow_module_level=True)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("browser_call_host")]
 
 N = 1  # aiortc participants; the browser is participant N
 SECONDS = 6.0
