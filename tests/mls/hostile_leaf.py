@@ -13,7 +13,7 @@ import dataclasses
 from orange_fast import mls
 from orange_fast.mls import messages as M
 
-__all__ = ["hostile_update"]
+__all__ = ["hostile_update", "key_package_reusing"]
 
 
 def hostile_update(group: mls.Group, *, identity: bytes | None = None, new_key: bool = False,
@@ -43,3 +43,15 @@ def hostile_update(group: mls.Group, *, identity: bytes | None = None, new_key: 
     msg = group._send_proposal(M.Proposal(M.Update(leaf)))
     group._s.update_keys[bytes(leaf.encryption_key)] = priv
     return msg
+
+
+def key_package_reusing(identity: bytes, encryption_key: bytes, cipher_suite: int = 1) -> mls.KeyPackage:
+    """A well-signed KeyPackage for ``identity`` whose leaf names ``encryption_key`` (e.g. a
+    current member's): MLS must refuse to add it (RFC 9420 §7.3 key uniqueness)."""
+    signer = mls.SignatureKeyPair.generate(cipher_suite)
+    kp, _ = mls.KeyPackage.generate(cipher_suite, identity=identity, signer=signer)
+    leaf = dataclasses.replace(kp.leaf_node, encryption_key=encryption_key, signature=b"")
+    leaf.sign(cipher_suite, signer.private_key)
+    kp = dataclasses.replace(kp, leaf_node=leaf, signature=b"")
+    kp.sign(signer.private_key)
+    return kp

@@ -12,7 +12,6 @@ arguments, same order): decisions, actions, views and notes must be identical. R
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ from orange_fast.session.committer import (
     Waiting,
 )
 
-sys.path.insert(0, str(ROOT / "formal"))
 from explore import AbstractOps
 
 try:  # moved to orange_fast.session.errors by the session layer's update

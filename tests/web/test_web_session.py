@@ -288,9 +288,8 @@ async def test_node_committer_passes_over_a_key_package_its_mls_refuses(tmp_path
     ts-mls refuses to add it. The Node committer passes over it instead of dropping its group:
     it removes mallory's old leaf and adds the genuine KeyPackage her client publishes next;
     Python and Node members converge, nobody loses the group."""
-    import dataclasses
 
-    from orange_fast.mls import KeyPackage, SignatureKeyPair
+    from mls.hostile_leaf import key_package_reusing
     from orange_fast.session.committer import KeyPackageMsg
     from orange_fast.session.wire import encode_body
 
@@ -305,12 +304,7 @@ async def test_node_committer_passes_over_a_key_package_its_mls_refuses(tmp_path
         await wait_agreement(nodes, pys)
         mallory = pys[0]
         node_key = next(m.encryption_key for m in mallory.ops.group.members if m.identity == b"node-a")
-        signer = SignatureKeyPair.generate(1)
-        kp, _ = KeyPackage.generate(1, identity=b"mallory", signer=signer)
-        leaf = dataclasses.replace(kp.leaf_node, encryption_key=node_key, signature=b"")
-        leaf.sign(1, signer.private_key)
-        kp = dataclasses.replace(kp, leaf_node=leaf, signature=b"")
-        kp.sign(signer.private_key)
+        kp = key_package_reusing(b"mallory", node_key)
         await mallory.delivery.append(*encode_body(KeyPackageMsg(kp.ref(), kp.to_bytes())))
         deadline = asyncio.get_running_loop().time() + 20
         while not any(o.startswith("refused") for _s, o in await node.ask("notes")):
@@ -325,7 +319,7 @@ async def test_node_committer_passes_over_a_key_package_its_mls_refuses(tmp_path
         assert stats["groupLosses"] == 0 and stats["internalErrors"] == 0, stats
         assert pys[1].stats.group_losses == 0
         members = {m[0]: m[1] for m in await node.ask("members")}
-        assert members["mallory"] != signer.public_key.hex()
+        assert members["mallory"] != bytes(kp.leaf_node.signature_key).hex()
         await check_everything_agrees(nodes, pys)
 
 
@@ -335,13 +329,10 @@ async def test_node_committer_leaves_out_updates_that_change_credentials(tmp_pat
     too, or the Node committer would commit them by reference and fork the Python members. The
     view counts each claim, so the Node committer commits a path; everybody stays in one group
     with the same roster."""
-    import sys
+    from mls.hostile_leaf import hostile_update
 
     from orange_fast.session.committer import UpdateProposalMsg
     from orange_fast.session.wire import encode_body
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from mls.hostile_leaf import hostile_update
 
     async with room(tmp_path / "log.db") as r:
         nodes, pys = r.nodes, r.pys

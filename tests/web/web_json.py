@@ -28,9 +28,8 @@ from orange_fast.session.committer import (
     View,
 )
 
-# The session layer renames LogEntry -> DecodedEntry and Append -> RequestAppend: accept both.
-LogEntry = getattr(_committer, "DecodedEntry", None) or _committer.LogEntry
-Append = getattr(_committer, "RequestAppend", None) or _committer.Append
+LogEntry = _committer.DecodedEntry
+Append = _committer.RequestAppend
 
 
 def decoded_json(decoded: Any) -> dict[str, Any]:
