@@ -174,12 +174,10 @@ class Recorder:
             self._run(asyncio.wait_for(self._join(timeout), timeout), timeout + 5)
         except (DeliveryError, OSError, ValueError, TimeoutError, asyncio.TimeoutError,
                 concurrent.futures.TimeoutError) as exc:
-            self._left = True  # nothing to leave: stop the client without BYE
-            if self.client is not None:
+            self._left = True
+            if self.client is not None:  # hang up: a JOINED the server may have logged gets its LEFT now
                 with contextlib.suppress(Exception):
-                    from ..session.testing import crash
-
-                    self._run(crash(self.client), 5)
+                    self._run(self.client.leave(timeout=2.0), 5)
             self._stop_loop()
             raise RecordingError(f"could not join room {self.room!r}: {type(exc).__name__}: {exc}") from None
 
