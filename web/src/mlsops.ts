@@ -15,7 +15,6 @@
  * group state is only replaced after an operation succeeded.
  */
 import {
-  acceptAll,
   createCommit,
   createGroup,
   decodeMlsMessage,
@@ -126,6 +125,38 @@ export async function checkKeyPackage(impl: CiphersuiteImpl, data: Uint8Array): 
     signatureKey: leaf.signaturePublicKey,
     uniqueKeys: ["s" + toHex(leaf.signaturePublicKey), "e" + toHex(leaf.hpkePublicKey), "i" + toHex(kp.initKey)],
     lifetime: [leaf.lifetime.notBefore, leaf.lifetime.notAfter],
+  };
+}
+
+/**
+ * RFC 9420 §7.3 for a received commit (ts-mls checks the committer's path leaf, not the added
+ * leaves): an Add whose signature key is that of a leaf the commit keeps, or whose encryption key
+ * is that of a node it keeps or of another new leaf of the commit, is refused with an
+ * {@link MLSOpsError}, as the Python MLS (`validate_proposal_list`) refuses it. The state is untouched.
+ */
+export function uniqueAddKeys(state: ClientState): IncomingMessageCallback {
+  return (incoming) => {
+    if (incoming.kind !== "commit") return "reject";
+    const removed = new Set<number>();
+    for (const p of incoming.proposals) if (p.proposal.proposalType === "remove") removed.add(Number(p.proposal.remove.removed));
+    const sig = new Set<string>();
+    const enc = new Set<string>();
+    state.ratchetTree.forEach((node, i) => {
+      if (node?.nodeType === "leaf" && !removed.has(i / 2)) {
+        sig.add(toHex(node.leaf.signaturePublicKey));
+        enc.add(toHex(node.leaf.hpkePublicKey));
+      } else if (node?.nodeType === "parent") enc.add(toHex(node.parent.hpkePublicKey));
+    });
+    for (const p of incoming.proposals) if (p.proposal.proposalType === "update") enc.add(toHex(p.proposal.update.leafNode.hpkePublicKey));
+    for (const p of incoming.proposals) {
+      if (p.proposal.proposalType !== "add") continue;
+      const leaf = p.proposal.add.keyPackage.leafNode;
+      const [s, e] = [toHex(leaf.signaturePublicKey), toHex(leaf.hpkePublicKey)];
+      if (sig.has(s) || enc.has(e)) throw new MLSOpsError("commit adds a leaf whose keys are already in use");
+      sig.add(s);
+      enc.add(e);
+    }
+    return "accept";
   };
 }
 
@@ -286,15 +317,16 @@ export class MLSGroupOps implements GroupOps {
    */
   private async processCommit(state: ClientState, commit: Uint8Array): Promise<ClientState> {
     const upd = this.ownUpdate;
-    if (upd === null || upd.epoch !== state.groupContext.epoch) return this.processHandshake(state, commit, acceptAll, "commit");
+    const check = uniqueAddKeys(state);
+    if (upd === null || upd.epoch !== state.groupContext.epoch) return this.processHandshake(state, commit, check, "commit");
     const own = state.privatePath.leafIndex;
     const oldKey = state.privatePath.privateKeys[2 * own];
     let next: ClientState;
     try {
-      next = await this.processHandshake({ ...state, privatePath: updateLeafKey(state.privatePath, upd.privateKey) }, commit, acceptAll, "commit");
+      next = await this.processHandshake({ ...state, privatePath: updateLeafKey(state.privatePath, upd.privateKey) }, commit, check, "commit");
     } catch (e) {
       if (!(e instanceof MLSOpsError) || oldKey === undefined) throw e;
-      return this.processHandshake(state, commit, acceptAll, "commit");
+      return this.processHandshake(state, commit, check, "commit");
     }
     const leaf = next.ratchetTree[2 * own];
     const updated = leaf !== undefined && leaf.nodeType === "leaf" && bytesEqual(leaf.leaf.hpkePublicKey, upd.publicKey);

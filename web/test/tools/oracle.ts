@@ -3,6 +3,7 @@
  * one JSON line on stdout. Bytes are hex strings; 64-bit integers are decimal strings.
  * Errors are answered as {"error": "<ErrorClassName>"} so pytest can compare them with Python's.
  */
+import { createCommit, decodeMlsMessage, encodeMlsMessage, type Proposal } from "ts-mls";
 import { serveJsonLines, type Ops } from "./jsonlines.js";
 import { Context } from "../../src/sframe.js";
 import * as framing from "../../src/framing.js";
@@ -238,6 +239,16 @@ ops.mls_do = async (r) => {
       case "join": await m.ops.join(hex(a.welcome), a.kpId); break;
       case "expect": m.ops.expect(hex(a.commit), a.adds.map(refOf), a.removes.map(refOf)); break;
       case "process": await m.ops.process(hex(a.commit)); break;
+      case "commit_unchecked": { // a hostile committer: Adds straight to ts-mls, no §7.3 check of ours
+        const adds = a.adds.map((b: string) => {
+          const msg = decodeMlsMessage(hex(b), 0)?.[0];
+          if (msg === undefined || msg.wireformat !== "mls_key_package") throw new Error("not a KeyPackage");
+          return { proposalType: "add", add: { keyPackage: msg.keyPackage } } as Proposal;
+        });
+        const out = await createCommit({ state: m.ops.state!, cipherSuite: m.ops.impl }, { extraProposals: adds, ratchetTreeExtension: true });
+        result = [toHex(encodeMlsMessage(out.commit))];
+        break;
+      }
       case "leaf_of": result = a.refs.map((x: [string, string]) => m.ops.leafOf(refOf(x))); break;
       default: throw new Error(`unknown call ${r.call}`);
     }
