@@ -97,14 +97,11 @@ class Oracle:
 
 
 async def start_server(db: Path, **kwargs: Any) -> Any:
-    """A real DeliveryServer on 127.0.0.1 (ephemeral port) over the SQLite file ``db``."""
-    from orange_fast.delivery import DeliveryServer, SQLiteStorage
+    """A real DeliveryServer on 127.0.0.1 (ephemeral port) over the SQLite file ``db``, with the
+    session tests' helper and timeouts that leave room for Node processes."""
+    from session.session_client_support import start_server as start_session_server
 
-    kwargs.setdefault("heartbeat_interval", 0.5)
-    kwargs.setdefault("eviction_timeout", 5.0)
-    server = DeliveryServer("127.0.0.1", 0, SQLiteStorage(db, synchronous="NORMAL"), **kwargs)
-    await server.start()
-    return server
+    return await start_session_server(db, **{"heartbeat_interval": 0.5, "eviction_timeout": 5.0, **kwargs})
 
 
 class NodePeer:
