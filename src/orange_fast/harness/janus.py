@@ -269,7 +269,7 @@ class JanusClient:
         await self.close()
 
     async def request(self, body: dict[str, Any], path: str = "") -> dict[str, Any]:
-        body = dict(body, transaction=secrets.token_hex(8))
+        body = {"transaction": secrets.token_hex(8), **body}  # a caller may name its own transaction
         reply = await _http_json("POST", self.url + path, body, timeout=self.timeout)
         if reply.get("janus") == "error":
             error = reply.get("error", {})
@@ -337,7 +337,8 @@ class JanusHandle:
         self, body: dict[str, Any], jsep: dict[str, Any] | None = None, *, expect_event: bool = True
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Send a plugin message; return the plugin's (synchronous or asynchronous) answer and JSEP."""
-        request: dict[str, Any] = {"janus": "message", "body": body}
+        transaction = secrets.token_hex(8)
+        request: dict[str, Any] = {"janus": "message", "body": body, "transaction": transaction}
         if jsep is not None:
             request["jsep"] = jsep
         reply = await self.client.request(request, f"/{self.client.session_id}/{self.id}")
@@ -349,7 +350,11 @@ class JanusHandle:
             return {}, None
         while True:
             event = await self.client.next_event(self.id)
+            if event.get("transaction", transaction) != transaction:
+                continue  # the answer to another request on this handle
             data = event.get("plugindata", {}).get("data", {})
+            if "transaction" not in event and _is_notification(data):
+                continue  # e.g. "a publisher joined", sent to this handle while we wait for our answer
             _check_plugin_error(data)
             return data, event.get("jsep")
 
@@ -357,6 +362,12 @@ class JanusHandle:
         await self.client.request(
             {"janus": "trickle", "candidate": {"completed": True}}, f"/{self.client.session_id}/{self.id}"
         )
+
+
+def _is_notification(data: dict[str, Any]) -> bool:
+    """A VideoRoom event that answers no request: the room's publisher list changed."""
+    keys = set(data) - {"videoroom", "room"}
+    return data.get("videoroom") == "event" and bool(keys) and keys <= {"publishers", "unpublished", "leaving"}
 
 
 def _check_plugin_error(data: dict[str, Any]) -> None:
